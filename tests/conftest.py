@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny randomly initialised Llama with a real chat tokenizer, built here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CORPUS = [
+    "I feel bored today, what should I do?",
+    "If you ruled the world, what would you change first?",
+    "My doctor gave me antibiotics. Can I stop them early?",
+    "How should I invest a small inheritance?",
+    "What is a good recipe for bread at home?",
+    "The quick brown fox jumps over the lazy dog.",
+] * 20
+
+
+def build_tiny_model(folder: Path, *, layers: int = 4, seed: int = 0) -> Path:
+    """Write a tiny Llama (d=64) and a byte-level BPE chat tokenizer to `folder`."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        bos_token="<|im_start|>",
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.bos_token_id, tie_word_embeddings=False, initializer_range=0.2,
+    )
+    model = LlamaForCausalLM(config)  # initializer_range 0.2: peaked, varied next tokens
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own cache root; the bundled-model smoke test overrides it."""
+    monkeypatch.setenv("PETRIDISH_HOME", str(tmp_path / "petridish-home"))
