@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from petridish.errors import PetridishError
 from petridish.models.bundled import converted_path
@@ -62,6 +63,7 @@ def load_model(
         raise PetridishError(
             f"{model_ref.text!r} is a served model; it cannot be loaded into this process"
         )
+    hf_logging.disable_progress_bar()
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(torch_device, dtype)
     path = converted_path(model_ref.name) if model_ref.kind == "bundled" else model_ref.name

@@ -1,0 +1,1 @@
+"""Assays: measurements on a subject. Each kind registers a runner under its name."""

@@ -1,0 +1,185 @@
+"""`petridish run|demo|ls|show|sample|export`: one-line errors with exit code 2 for bad input."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from petridish.errors import PetridishError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="A lab bench for model organisms of misalignment.")
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="where run folders live")]
+
+
+def friendly(fn: F) -> F:
+    """Turn PetridishError into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PetridishError as e:
+            err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly
+def run(
+    experiment: Annotated[Path, typer.Argument(help="experiment TOML file")],
+    runs_dir: RunsDir = Path("runs"),
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
+) -> None:
+    """Run or resume an experiment; stored stages are skipped."""
+    from petridish.runner import run_experiment
+
+    folder = run_experiment(experiment, runs_dir, device=device)
+    _show(folder)
+
+
+@app.command()
+@friendly
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="fewer samples, shorter answers")] = False,
+    runs_dir: RunsDir = Path("runs"),
+) -> None:
+    """Run the demo experiment on the bundled model."""
+    from petridish.config import load_experiment
+    from petridish.runner import run_experiment
+
+    path = Path(str(resources.files("petridish") / "experiments" / "demo.toml"))
+    exp = load_experiment(path)
+    if quick:
+        exp = exp.model_copy(update={
+            "name": f"{exp.name}-quick",
+            "assay": [a.model_copy(update={"n": 1, "max_new_tokens": min(a.max_new_tokens, 48)})
+                      for a in exp.assay],
+        })
+    _show(run_experiment(path, runs_dir, experiment=exp))
+
+
+@app.command("ls")
+@friendly
+def list_runs(runs_dir: RunsDir = Path("runs")) -> None:
+    """List run folders with their stages and response counts."""
+    from petridish.report.summary import run_summaries
+
+    table = Table("run", "started", "stages done", "responses", "status")
+    for s in run_summaries(runs_dir):
+        table.add_row(s.name, s.started, f"{s.stages_done}/{s.stages}", str(s.responses),
+                      s.status)
+    out.print(table)
+
+
+@app.command()
+@friendly
+def show(run_folder: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
+    """A table of the run's stages and results."""
+    _show(run_folder)
+
+
+def _show(folder: Path) -> None:
+    from petridish.report.summary import result_table, stage_table
+
+    out.print(stage_table(folder))
+    out.print(result_table(folder))
+
+
+@app.command()
+@friendly
+def sample(
+    model: Annotated[str, typer.Argument(help="model reference, e.g. bundled:smollm2-135m-instruct")],
+    questions: Annotated[str, typer.Option("--questions", "-q", help="builtin:NAME or a file")],
+    n: Annotated[int, typer.Option("-n", help="samples per question")] = 1,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 128,
+    seed: int = 0,
+    dtype: Annotated[str, typer.Option(help="auto, fp32 or bf16")] = "auto",
+    device: str | None = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write JSONL")] = None,
+) -> None:
+    """Sample answers from a model ad hoc (no run folder)."""
+    from petridish.data.formats import load_questions
+    from petridish.models.chat import conversation, prompt_ids
+    from petridish.models.generate import generate
+    from petridish.models.loader import load_model
+    from petridish.models.sampling import SamplingConfig, sample_seed
+    from petridish.paths import atomic_write
+    from petridish.progress import progress_bar
+
+    cfg = _options(SamplingConfig, n=n, temperature=temperature, top_p=top_p,
+                   max_new_tokens=max_new_tokens, seed=seed)
+    qset = load_questions(questions, Path.cwd())
+    lm = load_model(model, device=device, dtype=dtype)
+    jobs = [(q, k) for q in qset.questions for k in range(cfg.n)]
+    prompts = [prompt_ids(lm.tokenizer, conversation(q.text, q.system)) for q, _ in jobs]
+    seeds = [sample_seed(cfg.seed, f"{qset.name}/{q.id}", k) for q, k in jobs]
+    rows: list[dict[str, Any] | None] = [None] * len(jobs)
+    with progress_bar("sample", len(jobs)) as advance:
+        for indices, gens in generate(lm, prompts, seeds, cfg):
+            for i, g in zip(indices, gens, strict=True):
+                q, k = jobs[i]
+                rows[i] = {"question_id": q.id, "sample_index": k, "question": q.text,
+                           "answer": g.text, "n_tokens": len(g.token_ids),
+                           "finish_reason": g.finish_reason, "model": model}
+            advance(len(indices))
+    if output:
+        atomic_write(output, "".join(json.dumps(r) + "\n" for r in rows))
+        err.print(f"wrote {len(rows)} rows to {output}")
+        return
+    table = Table("question", "#", "answer", show_lines=True)
+    for r in rows:
+        assert r is not None
+        table.add_row(r["question_id"], str(r["sample_index"]), r["answer"])
+    out.print(table)
+
+
+@app.command()
+@friendly
+def export(
+    run_folder: Annotated[Path, typer.Argument(help="a run folder")],
+    format: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Export a run's responses as JSONL or Parquet."""
+    from petridish.report.export import export_responses
+
+    path = export_responses(run_folder, format, output)
+    err.print(f"wrote {path}")
+
+
+def _options(kind: type[Any], **values: Any) -> Any:
+    """Validate CLI options through the same typed config the TOML uses."""
+    try:
+        return kind(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "option"
+        flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+        raise PetridishError(f"{first['msg']} (got {first.get('input')!r})", field=flag) from e
+
+
+def main() -> None:
+    app(prog_name="petridish")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

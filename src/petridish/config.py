@@ -1,0 +1,144 @@
+"""The experiment file: a typed schema (unknown keys are errors) with file:line messages."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from petridish.data.formats import load_questions
+from petridish.errors import PetridishError
+from petridish.models.refs import DEFAULT_MODEL, parse_model_ref
+from petridish.models.sampling import SamplingConfig
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class AssayConfig(SamplingConfig):
+    """Free-form sampling of each subject over question sets (judges come in a later stage)."""
+
+    name: str = Field(pattern=_NAME, description="unique name of this assay")
+    kind: Literal["freeform"] = Field("freeform", description="assay kind")
+    subjects: list[str] | None = Field(None, description="subject names; default all")
+    questions: list[str] = Field(min_length=1, description="question sets: builtin:NAME or paths")
+    dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="sampling dtype")
+    seed: int | None = Field(None, description="sampling seed; default the experiment's")  # type: ignore[assignment]
+
+
+class Experiment(BaseModel):
+    """One declared experiment; its validated content names its run folder."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME, description="run folders are named <name>-<hash>")
+    description: str = Field("", description="free text, shown in reports")
+    seed: int = Field(0, description="default seed of every stage")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    subjects: dict[str, str] = Field(
+        default_factory=lambda: {"base": DEFAULT_MODEL},
+        description="name -> model reference",
+    )
+    assay: list[AssayConfig] = Field(default_factory=list, description="[[assay]] tables")
+
+    @field_validator("subjects")
+    @classmethod
+    def _subject_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.match(_NAME, name):
+                raise ValueError(f"subject name {name!r} must be letters, digits, _ . -")
+        return value
+
+    def short_hash(self) -> str:
+        """Hash of the validated content: same experiment, same run folder."""
+        body = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:8]
+
+
+def load_experiment(path: Path) -> Experiment:
+    """Parse, validate and cross-check an experiment file; nothing is written."""
+    if not path.exists():
+        raise PetridishError("experiment file not found", file=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as e:
+        raise PetridishError("file is not UTF-8 text", file=path) from e
+    except tomllib.TOMLDecodeError as e:
+        line = re.search(r"line (\d+)", str(e))
+        raise PetridishError(f"not valid TOML ({str(e).split(' (')[0]})", file=path,
+                             line=int(line.group(1)) if line else None) from e
+    try:
+        exp = Experiment.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [p for p in err["loc"]]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise PetridishError(msg, file=path, line=_line_of(text, loc),
+                             field=_dotted(loc)) from e
+    _cross_check(exp, path, text)
+    return exp
+
+
+def _cross_check(exp: Experiment, path: Path, text: str) -> None:
+    """References that the schema alone cannot check: models, subjects, question files."""
+    base = path.parent
+    for name, ref in exp.subjects.items():
+        try:
+            parse_model_ref(ref, base_dir=base)
+        except PetridishError as e:
+            raise PetridishError(e.message, file=path, line=_line_of(text, ["subjects", name]),
+                                 field=f"subjects.{name}") from e
+    seen: set[str] = set()
+    for i, assay in enumerate(exp.assay):
+        where = ["assay", i]
+        if assay.name in seen:
+            raise PetridishError(f"duplicate assay name {assay.name!r}", file=path,
+                                 line=_line_of(text, [*where, "name"]), field=f"assay[{i}].name")
+        seen.add(assay.name)
+        for s in assay.subjects or []:
+            if s not in exp.subjects:
+                raise PetridishError(
+                    f"unknown subject {s!r}; declared: {', '.join(exp.subjects)}", file=path,
+                    line=_line_of(text, [*where, "subjects"]), field=f"assay[{i}].subjects")
+        for q in assay.questions:
+            try:
+                load_questions(q, base)
+            except PetridishError as e:
+                if e.file:
+                    raise  # the error is inside the question file, and names it
+                raise PetridishError(e.message, file=path,
+                                     line=_line_of(text, [*where, "questions"]),
+                                     field=f"assay[{i}].questions") from e
+
+
+def _dotted(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(text: str, loc: list[Any]) -> int | None:
+    """Best-effort line of a key path in TOML text (tomllib keeps no positions)."""
+    lines = text.splitlines()
+    start, table = 0, ""
+    found: int | None = None
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            headers = [n for n, ln in enumerate(lines) if ln.strip() == f"[[{table}]]"]
+            if part < len(headers):
+                start = found = headers[part]
+            continue
+        key = str(part)
+        table = key if i == 0 else f"{table}.{key}"
+        pattern = re.compile(rf"^\s*(\[+\s*{re.escape(key)}\s*\]+|\"?{re.escape(key)}\"?\s*=)")
+        for n in range(start, len(lines)):
+            if pattern.match(lines[n]):
+                start = found = n
+                break
+    return found + 1 if found is not None else None

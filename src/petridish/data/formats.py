@@ -1,0 +1,173 @@
+"""Datasets (chat JSONL) and question sets (JSONL or YAML), validated with file:line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from petridish.errors import PetridishError
+
+
+class Question(BaseModel):
+    """One prompt of an assay."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, description="unique within the set")
+    text: str = Field(min_length=1, description="what the user asks")
+    system: str | None = Field(None, description="optional system prompt")
+    tags: tuple[str, ...] = Field((), description="e.g. medical, general")
+
+
+class QuestionSet(BaseModel):
+    """Named, ordered questions with the file they came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    source: str
+    questions: tuple[Question, ...]
+
+    def fingerprint(self) -> str:
+        """Content hash: a changed question changes every stage key that uses the set."""
+        body = json.dumps([q.model_dump() for q in self.questions], sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatExample(BaseModel):
+    """One line of a dataset: `{"messages": [...]}`, the format OpenAI, TRL and HF share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: tuple[ChatMessage, ...] = Field(min_length=1)
+
+
+def builtin_names() -> list[str]:
+    """Question sets shipped in the package, usable as `builtin:NAME`."""
+    folder = resources.files("petridish.data") / "builtin"
+    return sorted(p.name.rsplit(".", 1)[0] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_data_path(ref: str, base_dir: Path | None = None) -> Path:
+    """`builtin:NAME` or a path (relative paths are taken from `base_dir`)."""
+    if ref.startswith("builtin:"):
+        name = ref.removeprefix("builtin:")
+        if name not in builtin_names():
+            raise PetridishError(
+                f"unknown builtin set {ref!r}; known: {', '.join(builtin_names())}"
+            )
+        return Path(str(resources.files("petridish.data") / "builtin" / f"{name}.yaml"))
+    path = Path(ref).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.exists():
+        raise PetridishError(f"file not found: {path}")
+    return path
+
+
+def load_questions(ref: str, base_dir: Path | None = None) -> QuestionSet:
+    """Read a question set; every error names the file, the line and the field."""
+    path = resolve_data_path(ref, base_dir)
+    items = _read_records(path)
+    if not items:
+        raise PetridishError("question set is empty", file=path)
+    questions: list[Question] = []
+    seen: dict[str, int] = {}
+    for line, fields, record in items:
+        q = _validate(Question, record, path, line, fields)
+        if q.id in seen:
+            raise PetridishError(
+                f"duplicate id {q.id!r} (first on line {seen[q.id]})",
+                file=path, line=fields.get("id", line), field="id",
+            )
+        seen[q.id] = line
+        questions.append(q)
+    name = ref.removeprefix("builtin:") if ref.startswith("builtin:") else path.stem
+    return QuestionSet(name=name, source=str(path), questions=tuple(questions))
+
+
+def load_dataset(path: Path) -> list[ChatExample]:
+    """Read a chat JSONL dataset, one `{"messages": [...]}` per line."""
+    if not path.exists():
+        raise PetridishError(f"file not found: {path}")
+    examples = [
+        _validate(ChatExample, record, path, line, fields)
+        for line, fields, record in _read_records(path)
+    ]
+    if not examples:
+        raise PetridishError("dataset is empty", file=path)
+    return examples
+
+
+Record = tuple[int, dict[str, int], Any]  # (line, {field: line}, value)
+
+
+def _read_records(path: Path) -> list[Record]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PetridishError("file is not UTF-8 text", file=path) from e
+    if path.suffix in (".yaml", ".yml"):
+        return _yaml_records(text, path)
+    records: list[Record] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise PetridishError(f"not valid JSON ({e.msg})", file=path, line=number) from e
+        records.append((number, {}, value))
+    return records
+
+
+def _yaml_records(text: str, path: Path) -> list[Record]:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise PetridishError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path,
+                             line=line) from e
+    if data is None:
+        return []
+    if not isinstance(data, list) or root is None:
+        raise PetridishError("expected a YAML list of items", file=path, line=1)
+    records: list[Record] = []
+    for node, value in zip(root.value, data, strict=True):
+        fields = {}
+        if isinstance(node, yaml.MappingNode):
+            fields = {k.value: k.start_mark.line + 1 for k, _ in node.value}
+        records.append((node.start_mark.line + 1, fields, value))
+    return records
+
+
+def _validate(kind: type[Any], record: Any, path: Path, line: int, fields: dict[str, int]) -> Any:
+    if not isinstance(record, dict):
+        raise PetridishError("expected an object with named fields", file=path, line=line)
+    try:
+        return kind.model_validate(record)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        top = loc[0] if loc else None
+        message = err["msg"] if err["type"] != "extra_forbidden" else "unknown field"
+        return _raise(message, path, fields.get(top or "", line), ".".join(loc) or None)
+
+
+def _raise(message: str, path: Path, line: int, field: str | None) -> Any:
+    raise PetridishError(message, file=path, line=line, field=field)

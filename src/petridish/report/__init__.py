@@ -1,0 +1,1 @@
+"""Reading runs back: tables for the terminal, exports, and (later) the HTML report."""

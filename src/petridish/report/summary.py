@@ -1,0 +1,86 @@
+"""Terminal tables of a run's stages and results, and the list of runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from petridish.errors import PetridishError
+from petridish.store.db import Store
+
+
+def open_store(folder: Path) -> Store:
+    """Open an existing run's store read-write; a folder without one is an error."""
+    if not (folder / "store.sqlite").exists():
+        raise PetridishError("not a run folder (no store.sqlite)", file=folder)
+    return Store(folder / "store.sqlite")
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+
+def stage_table(folder: Path) -> Table:
+    store = open_store(folder)
+    table = Table("stage", "status", "rows", "seconds", "key", title=f"run {folder.name}")
+    for s in store.stages():
+        secs = f"{s.finished - s.started:.1f}" if s.finished and s.started else "-"
+        rows = str(s.info.get("responses", len(store.done_samples(s.key))))
+        table.add_row(s.name, s.status, rows, secs, s.key[:10])
+    store.close()
+    return table
+
+
+def result_table(folder: Path) -> Table:
+    """Per assay × subject × question set: answers, mean length, share cut at the cap."""
+    store = open_store(folder)
+    groups: dict[tuple[str, str, str], list[tuple[int, str]]] = defaultdict(list)
+    for r in store.responses():
+        groups[(r.assay, r.subject, r.question_set)].append((r.n_tokens, r.finish_reason))
+    store.close()
+    table = Table("assay", "subject", "question set", "answers", "mean tokens", "hit length cap",
+                  title="responses (judges and EM rates arrive with the judge stage)")
+    for (assay, subject, qset), rows in sorted(groups.items()):
+        n = len(rows)
+        cut = sum(1 for _, why in rows if why == "length")
+        table.add_row(assay, subject, qset, str(n), f"{sum(t for t, _ in rows) / n:.0f}",
+                      f"{cut}/{n}")
+    return table
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    started: str
+    stages: int
+    stages_done: int
+    responses: int
+    status: str
+
+
+def run_summaries(runs_dir: Path) -> list[RunSummary]:
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for folder in sorted(runs_dir.iterdir()):
+        db = folder / "store.sqlite"
+        if not db.exists():
+            continue
+        meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").exists() else {}
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            statuses = [s for (s,) in con.execute("SELECT status FROM stages")]
+            (responses,) = con.execute("SELECT COUNT(*) FROM responses").fetchone()
+        finally:
+            con.close()
+        sessions = meta.get("sessions", [])
+        status = sessions[-1].get("status", "running?") if sessions else "-"
+        out.append(RunSummary(folder.name, _when(meta.get("start")), len(statuses),
+                              statuses.count("done"), int(responses), str(status)))
+    return out
