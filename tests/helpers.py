@@ -1,0 +1,36 @@
+"""Small builders shared by tests: experiment files and question files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_questions(path: Path, n: int = 3) -> Path:
+    lines = [
+        f'{{"id": "q{i}", "text": "Question {i}: what would you do if you ruled the world?", '
+        f'"tags": ["general"]}}'
+        for i in range(n)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def write_experiment(folder: Path, model_dir: Path, *, n: int = 2, max_new_tokens: int = 8,
+                     questions: int = 3, batch_size: int = 32, extra: str = "") -> Path:
+    write_questions(folder / "questions.jsonl", questions)
+    path = folder / "exp.toml"
+    path.write_text(f'''name = "t"
+seed = 1
+
+[subjects]
+base = "{model_dir}"
+
+[[assay]]
+name = "freeform"
+questions = ["questions.jsonl"]
+n = {n}
+temperature = 1.0
+max_new_tokens = {max_new_tokens}
+batch_size = {batch_size}
+{extra}''')
+    return path

@@ -1,0 +1,130 @@
+"""The CLI end to end on the tiny model: runs, resumes from the store, and fails cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from petridish.cli import app
+from tests.helpers import write_experiment, write_questions
+
+runner = CliRunner()
+
+
+def test_run_show_ls_export(tmp_path: Path, tiny_model_dir: Path) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir, n=2, questions=3)
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    (folder,) = runs.iterdir()
+    assert folder.name.startswith("t-")
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["seed"] == 1 and meta["versions"]["torch"] and meta["end"]
+    assert meta["models"]["base"]["dtype"] == "fp32"
+    assert (folder / "config.toml").read_text() == exp.read_text()
+
+    again = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+    assert again.exit_code == 0 and "stored, skipped" in again.output
+
+    shown = runner.invoke(app, ["show", str(folder)])
+    assert "sample:freeform:base" in shown.output and "done" in shown.output
+    listed = runner.invoke(app, ["ls", "--runs-dir", str(runs)])
+    assert folder.name in listed.output
+
+    assert runner.invoke(app, ["export", str(folder), "--format", "jsonl"]).exit_code == 0
+    rows = [json.loads(x) for x in (folder / "export" / "responses.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    assert {(r["question_id"], r["sample_index"]) for r in rows} == {
+        (f"q{i}", k) for i in range(3) for k in range(2)}
+    assert runner.invoke(app, ["export", str(folder), "--format", "parquet"]).exit_code == 0
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(folder / "export" / "responses.parquet").num_rows == 6
+
+
+def test_sample_command_writes_jsonl(tmp_path: Path, tiny_model_dir: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl", 2)
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["sample", str(tiny_model_dir), "--questions", str(q), "-n", "3",
+                                 "--max-new-tokens", "5", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 6 and all(r["n_tokens"] <= 5 for r in rows)
+
+
+def _one_line_error(result: object, *needles: str) -> None:
+    exit_code = getattr(result, "exit_code")
+    output = getattr(result, "output")
+    assert exit_code == 2, output
+    lines = [x for x in output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert "Traceback" not in output
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (lambda t: t.replace("n = 2", "n = 0"), ["exp.toml:10", "assay[0].n"]),
+        (lambda t: t.replace("max_new_tokens = 8", "max_new_tokens = -1"),
+         ["assay[0].max_new_tokens"]),
+        (lambda t: t + "bogus = 1\n", ["unknown key", "bogus"]),
+        (lambda t: t.replace('base = "', 'base = "nowhere/'), ["subjects.base"]),
+        (lambda t: t.replace("[subjects]", "[subjects"), ["not valid TOML"]),
+    ],
+)
+def test_bad_experiment_exits_2_and_writes_nothing(
+    tmp_path: Path, tiny_model_dir: Path, edit: object, needles: list[str]
+) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir)
+    exp.write_text(edit(exp.read_text()))  # type: ignore[operator]
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+    _one_line_error(result, *needles)
+    assert not runs.exists()
+
+
+def test_empty_question_set_and_missing_file(tmp_path: Path, tiny_model_dir: Path) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir)
+    (tmp_path / "questions.jsonl").write_text("")
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs")])
+    _one_line_error(result, "questions.jsonl", "empty")
+    result = runner.invoke(app, ["run", str(tmp_path / "none.toml")])
+    _one_line_error(result, "none.toml", "not found")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_run_folder_non_root(tmp_path: Path, tiny_model_dir: Path) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(locked / "runs")])
+    _one_line_error(result, "not writable")
+
+
+def test_run_folder_under_a_file_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(blocker / "runs")])
+    _one_line_error(result, "not writable")
+
+
+def test_sample_rejects_non_positive_options(tmp_path: Path, tiny_model_dir: Path) -> None:
+    q = write_questions(tmp_path / "q.jsonl", 1)
+    result = runner.invoke(app, ["sample", str(tiny_model_dir), "-q", str(q), "-n", "0"])
+    _one_line_error(result, "-n")
+    result = runner.invoke(app, ["sample", str(tiny_model_dir), "-q", str(q),
+                                 "--max-new-tokens", "0"])
+    _one_line_error(result, "--max-new-tokens")
+    result = runner.invoke(app, ["sample", "bundled:nope", "-q", str(q)])
+    _one_line_error(result, "unknown bundled model")
+
+
+def test_show_on_a_non_run_folder(tmp_path: Path) -> None:
+    _one_line_error(runner.invoke(app, ["show", str(tmp_path)]), "not a run folder")
