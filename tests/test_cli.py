@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from typer.testing import CliRunner
 
 from petridish.cli import app
@@ -56,10 +57,9 @@ def test_sample_command_writes_jsonl(tmp_path: Path, tiny_model_dir: Path) -> No
     assert len(rows) == 6 and all(r["n_tokens"] <= 5 for r in rows)
 
 
-def _one_line_error(result: object, *needles: str) -> None:
-    exit_code = getattr(result, "exit_code")
-    output = getattr(result, "output")
-    assert exit_code == 2, output
+def _one_line_error(result: Result, *needles: str) -> None:
+    output = result.output
+    assert result.exit_code == 2, output
     lines = [x for x in output.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), output
     assert "Traceback" not in output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -105,7 +104,7 @@ def _show(folder: Path) -> None:
 @app.command()
 @friendly
 def sample(
-    model: Annotated[str, typer.Argument(help="model reference, e.g. bundled:smollm2-135m-instruct")],
+    model: Annotated[str, typer.Argument(help="model reference, e.g. bundled:NAME or a folder")],
     questions: Annotated[str, typer.Option("--questions", "-q", help="builtin:NAME or a file")],
     n: Annotated[int, typer.Option("-n", help="samples per question")] = 1,
     temperature: float = 1.0,
@@ -182,4 +181,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -19,7 +19,9 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    description: str, total: int, enabled: bool = True
+) -> Iterator[Callable[[int], None]]:
     """Yield `advance(n)`; draws a bar with count, elapsed time and ETA."""
     if not enabled:
         yield lambda n: None

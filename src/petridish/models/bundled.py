@@ -55,7 +55,7 @@ def _convert(source: Path, target: Path) -> None:
     )
     # The weights are now plain fp32; drop the GGUF marker so the model saves like any other.
     del model.config.quantization_config
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

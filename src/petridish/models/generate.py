@@ -145,15 +145,16 @@ def _generate_batch(
         logits = stepper.prefill(ids, pos, allowed)
         next_pos = pos[:, -1] + 1
         for step in range(n_new):
+            if step < config.min_new_tokens:  # end-of-turn may not be chosen yet
+                logits[:, eos] = float("-inf")
             tok = choose_tokens(logits, u[rows, step], config.temperature, config.top_p)
             out[rows, step] = tok
-            if step >= config.min_new_tokens:
-                ended = live & torch.isin(tok, eos)
-                if ended.any():
-                    done = rows[ended].cpu()
-                    length[done] = step
-                    stopped[done] = True
-                    live &= ~ended
+            ended = live & torch.isin(tok, eos)
+            if ended.any():
+                done = rows[ended].cpu()
+                length[done] = step
+                stopped[done] = True
+                live &= ~ended
             if on_step is not None:
                 on_step(int(live.sum()))
             if step == n_new - 1 or not live.any():
@@ -169,7 +170,7 @@ def _generate_batch(
     result = []
     for row in range(b):
         tokens = out[row, : int(length[row])].tolist()
-        text = lm.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = str(lm.tokenizer.decode(tokens, skip_special_tokens=True))
         result.append(Generation(tokens, text, "stop" if bool(stopped[row]) else "length"))
     return result
 

@@ -38,6 +38,22 @@ class LoadedModel:
                 ids.update(value)
         return sorted(ids)
 
+    @property
+    def end_of_turn_id(self) -> int:
+        """The token the chat template puts after an assistant reply (e.g. <|im_end|>)."""
+        sentinel = "petridish-sentinel"
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": sentinel}],
+            tokenize=False,
+        )
+        assert isinstance(text, str)
+        after = text[text.rindex(sentinel) + len(sentinel) :]
+        ids = self.tokenizer(after, add_special_tokens=False)["input_ids"]
+        for i in ids:
+            if i in self.eos_ids:
+                return int(i)
+        return int(self.tokenizer.eos_token_id)
+
     def describe(self) -> dict[str, Any]:
         """What meta.json records about the model that was used."""
         cfg = self.model.config
@@ -77,7 +93,8 @@ def load_model(
                 "such model) and it is not in the local HF cache; use a local model folder"
             ) from e
         raise PetridishError(f"could not load model {model_ref.text!r}: {e}") from e
-    model.to(torch_device).eval()
+    model = model.to(torch_device)  # type: ignore[arg-type]
+    model.eval()
     model.requires_grad_(False)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

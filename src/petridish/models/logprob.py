@@ -40,7 +40,7 @@ def answer_logprobs(
     for messages, answer in zip(conversations, answers, strict=True):
         reply = list(tok(answer, add_special_tokens=False)["input_ids"])
         if include_end_of_turn:
-            reply.append(lm.eos_ids[0])
+            reply.append(lm.end_of_turn_id)
         rows.append((prompt_ids(tok, messages), reply))
     out: list[AnswerLogprob] = []
     for start in range(0, len(rows), batch_size):
@@ -58,8 +58,10 @@ def _score_batch(lm: LoadedModel, rows: list[tuple[list[int], list[int]]]) -> li
     ids, mask = ids.to(lm.device), mask.to(lm.device)
     # positions whose next-token distribution predicts an answer token
     where = [(r, len(p) - 1 + j) for r, (p, a) in enumerate(rows) for j in range(len(a))]
-    r_idx = torch.tensor([w[0] for w in where], device=lm.device)
-    t_idx = torch.tensor([w[1] for w in where], device=lm.device)
+    if not where:  # only empty answers: nothing to score
+        return [AnswerLogprob([], []) for _ in rows]
+    r_idx = torch.tensor([w[0] for w in where], dtype=torch.long, device=lm.device)
+    t_idx = torch.tensor([w[1] for w in where], dtype=torch.long, device=lm.device)
     model = lm.model
     if supports_fast_path(model):  # LM head only where it is needed
         hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state

@@ -72,7 +72,8 @@ def run_summaries(runs_dir: Path) -> list[RunSummary]:
         db = folder / "store.sqlite"
         if not db.exists():
             continue
-        meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").exists() else {}
+        meta_path = folder / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             statuses = [s for (s,) in con.execute("SELECT status FROM stages")]

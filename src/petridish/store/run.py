@@ -61,13 +61,13 @@ class Run:
 
     def close(self, status: str) -> None:
         self.meta["sessions"][-1].update(end=time.time(), status=status)
-        self.meta["end"] = time.time() if status == "done" else None
+        self.meta["end"] = time.time() if status == "done" else self.meta.get("end")
         self.save_meta()
         self.store.close()
 
 
 def _new_meta(exp: Experiment) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for lib in ("petridish", *_LIBRARIES):
         try:
             versions[lib] = metadata.version(lib)
