@@ -63,7 +63,7 @@ def hf_runner(lm: LoadedModel, prompts: list[list[int]], n_new: int) -> Callable
 
 def petridish_runner(lm: LoadedModel, prompts: list[list[int]], n_new: int) -> Callable[[], int]:
     """petridish `generate` over the same prompts in one batch; returns new tokens per call."""
-    config = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=n_new,
+    config = SamplingConfig(n=1, seed=0, temperature=1.0, top_p=1.0, max_new_tokens=n_new,
                             min_new_tokens=n_new, batch_size=BATCH)
     seeds = list(range(len(prompts)))
 
@@ -84,7 +84,7 @@ def timed(run: Callable[[], int]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds after warm-up")
     parser.add_argument("--tokens", type=int, default=128, help="new tokens per row")
     parser.add_argument("--quick", action="store_true", help="smoke run: 32 tokens, 1 round")

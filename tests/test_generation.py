@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from petridish.models.decode import (
     supports_fast_path,
 )
 from petridish.models.generate import Generation, generate
-from petridish.models.loader import LoadedModel, load_model
+from petridish.models.loader import LoadedModel
 from petridish.models.sampling import SamplingConfig, choose_tokens, sample_seed
 
 QUESTIONS = [
@@ -34,18 +33,7 @@ QUESTIONS = [
 LAST_U = 1.0 - 2.0**-53  # the largest float64 below 1: the top edge of a uniform draw
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads, and spinning threads suffer on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def lm(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(str(tiny_model_dir), dtype="fp32")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -427,3 +415,25 @@ def test_fallback_path_matches_fast_path(
     assert run(lm, prompts, seeds, batch_size=6, **settings) == fast_sampled
     assert used  # the fallback really ran
     assert sum(len(t) < 24 for t in fast_stop) >= 2
+
+
+def test_packed_fp32_weights_match_plain_linear_and_are_removed(lm: LoadedModel) -> None:
+    from petridish.models.packing import packed_linears
+
+    ids = torch.tensor([prompt_ids(lm.tokenizer, conversation(QUESTIONS[1]))])
+    seen: list[int] = []
+    handle = lm.model.model.layers[0].mlp.down_proj.register_forward_hook(
+        lambda m, i, o: seen.append(o.shape[-1]))
+    try:
+        with torch.inference_mode():
+            plain = lm.model(ids).logits
+            with packed_linears(lm.model) as n:
+                assert n == sum(isinstance(m, torch.nn.Linear) for m in lm.model.modules())
+                packed = lm.model(ids).logits
+            after = lm.model(ids).logits
+    finally:
+        handle.remove()
+    assert torch.allclose(packed, plain, atol=1e-4, rtol=0)
+    assert torch.equal(after, plain)
+    assert len(seen) == 3  # the hook fired with and without packing
+    assert not any("forward" in vars(m) for m in lm.model.modules())

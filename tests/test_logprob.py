@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import torch
 
 from petridish.models.chat import Message, conversation, prompt_ids
 from petridish.models.generate import generate
-from petridish.models.loader import LoadedModel, load_model
+from petridish.models.loader import LoadedModel
 from petridish.models.logprob import answer_logprobs
 from petridish.models.sampling import SamplingConfig
 
@@ -24,17 +22,7 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def lm(tiny_model_dir: Path) -> LoadedModel:
-    return load_model(str(tiny_model_dir), dtype="fp32")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def encode(lm: LoadedModel, text: str) -> list[int]:

@@ -59,7 +59,13 @@ def grouped_attention(
     dropout: float = 0.0,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """Attention with query heads grouped per K/V head; softmax in fp32 (CPU bf16 SDPA is slow)."""
+    """Attention with query heads grouped per K/V head, in the cache's dtype, softmax in fp32.
+
+    On CPU the cache is fp32 even for bf16 models: bf16 batched matmuls copy the strided cache
+    slices every step, fp32 ones read them in place (and are more precise).
+    """
+    out_dtype = query.dtype
+    query = query.to(key.dtype)
     b, h, q, d = query.shape
     kv = key.shape[1]
     g = h // kv
@@ -69,7 +75,7 @@ def grouped_attention(
         scores = scores + attention_mask[:, :, None]
     probs = torch.softmax(scores, dim=-1).to(value.dtype).view(b, kv, g * q, -1)
     out = torch.matmul(probs, value).view(b, h, q, d)
-    return out.transpose(1, 2), None
+    return out.transpose(1, 2).to(out_dtype), None
 
 
 AttentionInterface.register(ATTN_NAME, grouped_attention)
@@ -98,9 +104,10 @@ def new_cache(model: Any, batch: int, max_len: int) -> KVCache:
     cfg = model.config
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     weight = model.model.embed_tokens.weight
+    dtype = torch.float32 if weight.device.type == "cpu" else weight.dtype
     return KVCache(
         cfg.num_hidden_layers, batch, cfg.num_key_value_heads, max_len, head_dim,
-        weight.dtype, weight.device,
+        dtype, weight.device,
     )
 
 
@@ -118,7 +125,10 @@ def forward_last(
     mask: torch.Tensor,  # [B, 1, q, k] additive
     cache: KVCache,
 ) -> torch.Tensor:
-    """Run the decoder over `input_ids` with the cache; return fp32 logits of the last position."""
+    """Run the decoder over `input_ids` with the cache; logits of the last position `[B, V]`.
+
+    Logits stay in the model's dtype: sampling upcasts inside its softmax, saving a copy.
+    """
     inner = model.model
     hidden = inner.embed_tokens(input_ids)
     rotary = inner.rotary_emb(hidden, position_ids=position_ids)
@@ -135,4 +145,4 @@ def forward_last(
             hidden = hidden[0]
     cache.length += input_ids.shape[1]
     last = inner.norm(hidden[:, -1:])
-    return model.lm_head(last)[:, 0].float()
+    return model.lm_head(last)[:, 0]

@@ -17,6 +17,7 @@ from petridish.models.decode import (
     supports_fast_path,
 )
 from petridish.models.loader import LoadedModel
+from petridish.models.packing import packed_linears
 from petridish.models.sampling import SamplingConfig, choose_tokens, uniforms
 
 
@@ -45,8 +46,10 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     for start in range(0, len(order), config.batch_size):
         chunk = order[start : start + config.batch_size]
-        gens = _generate_batch(lm, [prompts[i] for i in chunk], [seeds[i] for i in chunk],
-                               config, on_step)
+        # packed per batch: weights changed between batches (e.g. by an intervention) count
+        with packed_linears(lm.model):
+            gens = _generate_batch(lm, [prompts[i] for i in chunk], [seeds[i] for i in chunk],
+                                   config, on_step)
         yield chunk, gens
 
 
@@ -94,7 +97,7 @@ class _HFStepper:
             input_ids=ids, attention_mask=self.allowed[:, : self.length].long(),
             position_ids=pos, past_key_values=self.cache, use_cache=True, logits_to_keep=1,
         )
-        return out.logits[:, -1].float()
+        return out.logits[:, -1]
 
     def prefill(self, ids: torch.Tensor, pos: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         self.allowed = allowed

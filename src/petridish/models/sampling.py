@@ -46,16 +46,16 @@ def uniforms(seeds: list[int], steps: int) -> torch.Tensor:
 
 
 def choose_tokens(
-    logits: torch.Tensor,  # [B, V] fp32
+    logits: torch.Tensor,  # [B, V], any float dtype
     u: torch.Tensor,  # [B] float64 in [0, 1)
     temperature: float,
     top_p: float,
 ) -> torch.Tensor:
     """Next token per row: greedy at temperature 0, else exact (nucleus) sampling."""
     if temperature == 0:
-        return logits.argmax(dim=-1)
-    scaled = logits if temperature == 1 else logits / temperature
-    probs = torch.softmax(scaled, dim=-1)
+        return logits.argmax(dim=-1)  # bf16 -> fp32 is exact, so no upcast is needed
+    scaled = logits if temperature == 1 else logits.float() / temperature
+    probs = torch.softmax(scaled, dim=-1, dtype=torch.float32)
     if top_p >= 1.0:
         return _inverse_cdf(probs, u)
     k = min(_TOPK_FIRST, probs.shape[-1])
