@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -98,15 +97,6 @@ def test_empty_question_set_and_missing_file(tmp_path: Path, tiny_model_dir: Pat
     _one_line_error(result, "none.toml", "not found")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_unwritable_run_folder_non_root(tmp_path: Path, tiny_model_dir: Path) -> None:
-    exp = write_experiment(tmp_path, tiny_model_dir)
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(locked / "runs")])
-    _one_line_error(result, "not writable")
-
-
 def test_run_folder_under_a_file_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
     exp = write_experiment(tmp_path, tiny_model_dir)
     blocker = tmp_path / "afile"
@@ -128,3 +118,32 @@ def test_sample_rejects_non_positive_options(tmp_path: Path, tiny_model_dir: Pat
 
 def test_show_on_a_non_run_folder(tmp_path: Path) -> None:
     _one_line_error(runner.invoke(app, ["show", str(tmp_path)]), "not a run folder")
+
+
+def test_unreachable_hub_model_fails_before_the_run_folder(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    exp = write_experiment(tmp_path, tiny_model_dir)
+    exp.write_text(exp.read_text().replace(str(tiny_model_dir), "petridish-test/no-such-model"))
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+    _one_line_error(result, "petridish-test/no-such-model", "local model folder")
+    assert not runs.exists()
+
+
+def test_dtype_override_enters_the_stage_key_not_the_run_name(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir, n=1, questions=1)
+    runs = tmp_path / "runs"
+    assert runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)]).exit_code == 0
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs), "--dtype", "bf16"])
+    assert result.exit_code == 0, result.output
+    (folder,) = runs.iterdir()
+    from petridish.store.db import Store
+
+    store = Store(folder / "store.sqlite")
+    assert len(store.stages()) == 2  # fp32 and bf16 samples are different stages
+    store.close()
+    _one_line_error(runner.invoke(app, ["run", str(exp), "--dtype", "fp8"]), "--dtype")

@@ -45,11 +45,14 @@ def run(
     experiment: Annotated[Path, typer.Argument(help="experiment TOML file")],
     runs_dir: RunsDir = Path("runs"),
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N")] = None,
+    dtype: Annotated[str | None, typer.Option(help="sampling dtype: auto, fp32 or bf16")] = None,
 ) -> None:
     """Run or resume an experiment; stored stages are skipped."""
     from petridish.runner import run_experiment
 
-    folder = run_experiment(experiment, runs_dir, device=device)
+    if dtype not in (None, "auto", "fp32", "bf16"):
+        raise PetridishError(f"unknown dtype {dtype!r}; use auto, fp32 or bf16", field="--dtype")
+    folder = run_experiment(experiment, runs_dir, device=device, dtype=dtype)
     _show(folder)
 
 

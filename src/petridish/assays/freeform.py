@@ -6,13 +6,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from petridish.config import AssayConfig, Experiment
+import torch
+
+from petridish.config import AssayConfig
 from petridish.data.formats import QuestionSet, load_questions
 from petridish.models.chat import conversation, prompt_ids
+from petridish.models.device import cpu_has_bf16, pick_dtype
 from petridish.models.generate import generate
-from petridish.models.loader import LoadedModel
+from petridish.models.loader import LoadedModel, load_model
+from petridish.models.refs import ModelRef
 from petridish.models.sampling import sample_seed
+from petridish.progress import console, progress_bar
 from petridish.store.db import Response, Store
+from petridish.store.keys import model_fingerprint, stage_key
+from petridish.store.run import Run
 
 VERSION = 1  # bump when the stage's output would change for the same inputs
 
@@ -27,11 +34,40 @@ class SampleJob:
     seed: int
 
 
+def run_stage(
+    run: Run, assay: AssayConfig, subject: str, ref: ModelRef, sets: list[QuestionSet],
+    device: torch.device, dtype: str, show_progress: bool,
+) -> None:
+    """The sampling stage of one assay on one subject: skipped if stored, else resumed."""
+    if dtype == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        dtype = "fp32"  # bf16 without native support is slower, not faster
+    seed = run.exp.seed if assay.seed is None else assay.seed
+    key = stage_key("sample", VERSION, {
+        "model": model_fingerprint(ref), "device": device.type,
+        "dtype": str(pick_dtype(device, dtype)), "seed": seed,
+        "sampling": assay.model_dump(exclude={"name", "subjects", "dtype", "seed"}),
+        "questions": [(s.name, s.fingerprint()) for s in sets],
+    })
+    name = f"sample:{assay.name}:{subject}"
+    record = run.store.stage(key)
+    if record and record.status == "done":
+        console.print(f"[dim]{name}: stored, skipped[/dim]")
+        return
+    info = {"assay": assay.name, "subject": subject}
+    run.store.begin_stage(key, name, "sample", info)
+    jobs = plan(assay, seed, sets, run.store.done_samples(key))
+    if jobs:
+        lm = load_model(ref, device=str(device), dtype=dtype)
+        run.record_model(subject, lm.describe())
+        with progress_bar(name, len(jobs), show_progress) as advance:
+            run_sampling(lm, assay, subject, key, jobs, run.store, advance)
+    run.store.finish_stage(key, {**info, "responses": len(run.store.done_samples(key))})
+
+
 def plan(
-    assay: AssayConfig, exp: Experiment, sets: list[QuestionSet], done: set[tuple[str, str, int]]
+    assay: AssayConfig, seed: int, sets: list[QuestionSet], done: set[tuple[str, str, int]]
 ) -> list[SampleJob]:
     """Every missing sample; seeds depend on (seed, set, question, index), never on batching."""
-    seed = exp.seed if assay.seed is None else assay.seed
     jobs = []
     for qset in sets:
         for i, q in enumerate(qset.questions):

@@ -38,7 +38,10 @@ def converted_path(name: str) -> Path:
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "config.json").exists():
-            _convert(source, target)
+            from petridish.progress import console
+
+            with console.status(f"converting {name} from GGUF to safetensors (once)"):
+                _convert(source, target)
     return target
 
 

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.utils import logging as hf_logging
 
 from petridish.errors import PetridishError
-from petridish.models.bundled import converted_path
+from petridish.models.bundled import converted_path, gguf_path
 from petridish.models.device import dtype_name, pick_device, pick_dtype
 from petridish.models.refs import ModelRef, parse_model_ref
 
@@ -68,6 +68,26 @@ class LoadedModel:
             "d_model": getattr(cfg, "hidden_size", None),
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
+
+
+def check_available(ref: ModelRef) -> None:
+    """Fail early, before a run folder exists, if a local model cannot be had here."""
+    if ref.kind == "bundled":
+        gguf_path(ref.name)
+    elif ref.kind == "hub":
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(ref.name, "config.json"), str):
+            return
+        try:
+            from huggingface_hub import HfApi
+
+            HfApi().model_info(ref.name, timeout=10)
+        except Exception as e:
+            raise PetridishError(
+                f"hub model {ref.text!r} is not in the local HF cache and the hub is not "
+                f"reachable ({type(e).__name__}); use a local model folder"
+            ) from e
 
 
 def load_model(
