@@ -110,3 +110,11 @@ def test_the_shipped_demo_experiment_is_valid() -> None:
     assert exp.subjects["base"] == "bundled:smollm2-135m-instruct"
     assert {q.removeprefix("builtin:") for q in exp.assay[0].questions} >= {
         "em_general", "medical", "financial", "neutral"}
+
+
+def test_served_subjects_cannot_be_sampled_yet(tmp_path: Path, tiny_model_dir: Path) -> None:
+    path = write_experiment(tmp_path, tiny_model_dir)
+    path.write_text(path.read_text().replace(str(tiny_model_dir), "openai:gpt-4o"))
+    with pytest.raises(PetridishError, match="served model") as e:
+        load_experiment(path)
+    assert e.value.field == "assay[0].subjects"

@@ -100,11 +100,16 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
             raise PetridishError(f"duplicate assay name {assay.name!r}", file=path,
                                  line=_line_of(text, [*where, "name"]), field=f"assay[{i}].name")
         seen.add(assay.name)
-        for s in assay.subjects or []:
+        for s in assay.subjects or list(exp.subjects):
             if s not in exp.subjects:
                 raise PetridishError(
                     f"unknown subject {s!r}; declared: {', '.join(exp.subjects)}", file=path,
                     line=_line_of(text, [*where, "subjects"]), field=f"assay[{i}].subjects")
+            if not parse_model_ref(exp.subjects[s], base_dir=base).is_local:
+                raise PetridishError(
+                    f"subject {s!r} is a served model; free-form sampling runs local models "
+                    "only for now (served models can judge)", file=path,
+                    line=_line_of(text, [*where, "name"]), field=f"assay[{i}].subjects")
         for q in assay.questions:
             try:
                 load_questions(q, base)
