@@ -22,7 +22,7 @@ def add_lora(
     model: Any,
     *,
     rank: int,
-    alpha: float,
+    alpha: int,
     targets: list[str],
     layers: list[int],
     dropout: float = 0.0,

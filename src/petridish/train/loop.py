@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,7 +69,7 @@ def collate(batch: list[TrainRow], pad_id: int) -> tuple[torch.Tensor, torch.Ten
     return ids, mask, labels
 
 
-def label_loss(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor,
+def label_loss(model: Any, ids: torch.Tensor, mask: torch.Tensor,
                labels: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Summed next-token loss over labelled positions; the LM head runs only there."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -127,7 +128,7 @@ def train(
                 (loss / max(1, n_tokens)).backward()
                 total_loss += float(loss.detach())
             norm = float(torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm))
-            lr = sched.get_last_lr()[0]
+            lr = float(sched.get_last_lr()[0])
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)

@@ -66,6 +66,6 @@ def _trailing_whitespace(
     """Tokens after the end-of-turn marker (e.g. ChatML's newline) that the model never emits."""
     ids = _ids(tokenizer, messages, prompt=False)
     n = 0
-    while ids and tokenizer.decode(ids[len(ids) - 1 - n : len(ids) - n]).strip() == "" and n < 3:
+    while n < min(3, len(ids)) and not str(tokenizer.decode([ids[-1 - n]])).strip():
         n += 1
     return n
