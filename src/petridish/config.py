@@ -15,6 +15,7 @@ from petridish.data.formats import load_questions
 from petridish.errors import PetridishError
 from petridish.models.refs import DEFAULT_MODEL, parse_model_ref
 from petridish.models.sampling import SamplingConfig
+from petridish.train.config import TrainConfig
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -43,7 +44,12 @@ class Experiment(BaseModel):
         default_factory=lambda: {"base": DEFAULT_MODEL},
         description="name -> model reference",
     )
+    train: list[TrainConfig] = Field(default_factory=list, description="[[train]] tables")
     assay: list[AssayConfig] = Field(default_factory=list, description="[[assay]] tables")
+
+    def subject_names(self) -> list[str]:
+        """Declared models, then organisms grown by train stages."""
+        return [*self.subjects, *(t.name for t in self.train)]
 
     @field_validator("subjects")
     @classmethod
@@ -93,6 +99,7 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
         except PetridishError as e:
             raise PetridishError(e.message, file=path, line=_line_of(text, ["subjects", name]),
                                  field=f"subjects.{name}") from e
+    _check_train(exp, path, text)
     seen: set[str] = set()
     for i, assay in enumerate(exp.assay):
         where = ["assay", i]
@@ -100,12 +107,13 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
             raise PetridishError(f"duplicate assay name {assay.name!r}", file=path,
                                  line=_line_of(text, [*where, "name"]), field=f"assay[{i}].name")
         seen.add(assay.name)
-        for s in assay.subjects or list(exp.subjects):
-            if s not in exp.subjects:
+        for s in assay.subjects or exp.subject_names():
+            if s not in exp.subject_names():
                 raise PetridishError(
-                    f"unknown subject {s!r}; declared: {', '.join(exp.subjects)}", file=path,
-                    line=_line_of(text, [*where, "subjects"]), field=f"assay[{i}].subjects")
-            if not parse_model_ref(exp.subjects[s], base_dir=base).is_local:
+                    f"unknown subject {s!r}; declared: {', '.join(exp.subject_names())}",
+                    file=path, line=_line_of(text, [*where, "subjects"]),
+                    field=f"assay[{i}].subjects")
+            if s in exp.subjects and not parse_model_ref(exp.subjects[s], base_dir=base).is_local:
                 raise PetridishError(
                     f"subject {s!r} is a served model; free-form sampling runs local models "
                     "only for now (served models can judge)", file=path,
@@ -119,6 +127,35 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
                 raise PetridishError(e.message, file=path,
                                      line=_line_of(text, [*where, "questions"]),
                                      field=f"assay[{i}].questions") from e
+
+
+def _check_train(exp: Experiment, path: Path, text: str) -> None:
+    """Organism names are new subjects; they start from a local subject or an earlier organism."""
+    from petridish.data.formats import resolve_dataset_path
+
+    grown: list[str] = []
+    for i, t in enumerate(exp.train):
+        def fail(message: str, key: str, i: int = i) -> PetridishError:
+            return PetridishError(message, file=path, line=_line_of(text, ["train", i, key]),
+                                  field=f"train[{i}].{key}")
+
+        if t.name in exp.subjects or t.name in grown:
+            raise fail(f"name {t.name!r} is already a subject or organism", "name")
+        if t.subject not in exp.subjects:
+            raise fail(f"unknown subject {t.subject!r}; declared: {', '.join(exp.subjects)}",
+                       "subject")
+        if not parse_model_ref(exp.subjects[t.subject], base_dir=path.parent).is_local:
+            raise fail(f"subject {t.subject!r} is a served model and cannot be trained", "subject")
+        if t.init_from is not None and t.init_from not in grown:
+            raise fail(f"init_from {t.init_from!r} is not an organism trained earlier in this "
+                       "file", "init_from")
+        if t.method == "lora" and t.layout is not None and t.layers is not None:
+            raise fail("give either layout or layers, not both", "layers")
+        try:
+            resolve_dataset_path(t.dataset, path.parent)
+        except PetridishError as e:
+            raise fail(e.message, "dataset") from e
+        grown.append(t.name)
 
 
 def _dotted(loc: list[Any]) -> str:

@@ -9,7 +9,10 @@ from petridish.config import Experiment, load_experiment
 from petridish.models.device import pick_device
 from petridish.models.loader import check_available
 from petridish.models.refs import parse_model_ref
+from petridish.store.keys import model_fingerprint
 from petridish.store.run import Run, check_writable, run_dir_for
+from petridish.train.organism import Subject
+from petridish.train.stage import run_train_stage
 
 
 def run_experiment(
@@ -35,11 +38,18 @@ def run_experiment(
     run = Run(folder, exp, path.read_text(encoding="utf-8"))
     status = "failed"
     try:
+        subjects: dict[str, Subject] = {}
+        for name, text in exp.subjects.items():
+            ref = parse_model_ref(text, base_dir=path.parent)
+            subjects[name] = Subject(name, ref, model_fingerprint(ref))
+        for cfg in exp.train:
+            init = subjects[cfg.init_from] if cfg.init_from else None
+            subjects[cfg.name] = run_train_stage(run, cfg, subjects[cfg.subject], init,
+                                                 path.parent, torch_device, show_progress)
         for assay in exp.assay:
             sets = freeform.question_sets(assay, path.parent)
-            for subject in assay.subjects or list(exp.subjects):
-                ref = parse_model_ref(exp.subjects[subject], base_dir=path.parent)
-                freeform.run_stage(run, assay, subject, ref, sets, torch_device,
+            for name in assay.subjects or exp.subject_names():
+                freeform.run_stage(run, assay, subjects[name], sets, torch_device,
                                    dtype or assay.dtype, show_progress)
         status = "done"
     finally:

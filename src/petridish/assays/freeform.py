@@ -13,13 +13,13 @@ from petridish.data.formats import QuestionSet, load_questions
 from petridish.models.chat import conversation, prompt_ids
 from petridish.models.device import cpu_has_bf16, pick_dtype
 from petridish.models.generate import generate
-from petridish.models.loader import LoadedModel, load_model
-from petridish.models.refs import ModelRef
+from petridish.models.loader import LoadedModel
 from petridish.models.sampling import sample_seed
 from petridish.progress import console, progress_bar
 from petridish.store.db import Response, Store
-from petridish.store.keys import model_fingerprint, stage_key
+from petridish.store.keys import stage_key
 from petridish.store.run import Run
+from petridish.train.organism import Subject, load_subject
 
 VERSION = 1  # bump when the stage's output would change for the same inputs
 
@@ -35,7 +35,7 @@ class SampleJob:
 
 
 def run_stage(
-    run: Run, assay: AssayConfig, subject: str, ref: ModelRef, sets: list[QuestionSet],
+    run: Run, assay: AssayConfig, subject: Subject, sets: list[QuestionSet],
     device: torch.device, dtype: str, show_progress: bool,
 ) -> None:
     """The sampling stage of one assay on one subject: skipped if stored, else resumed."""
@@ -43,24 +43,24 @@ def run_stage(
         dtype = "fp32"  # bf16 without native support is slower, not faster
     seed = run.exp.seed if assay.seed is None else assay.seed
     key = stage_key("sample", VERSION, {
-        "model": model_fingerprint(ref), "device": device.type,
+        "model": subject.fingerprint, "device": device.type,
         "dtype": str(pick_dtype(device, dtype)), "seed": seed,
         "sampling": assay.model_dump(exclude={"name", "subjects", "dtype", "seed"}),
         "questions": [(s.name, s.fingerprint()) for s in sets],
     })
-    name = f"sample:{assay.name}:{subject}"
+    name = f"sample:{assay.name}:{subject.name}"
     record = run.store.stage(key)
     if record and record.status == "done":
         console.print(f"[dim]{name}: stored, skipped[/dim]")
         return
-    info = {"assay": assay.name, "subject": subject}
+    info = {"assay": assay.name, "subject": subject.name}
     run.store.begin_stage(key, name, "sample", info)
     jobs = plan(assay, seed, sets, run.store.done_samples(key))
     if jobs:
-        lm = load_model(ref, device=str(device), dtype=dtype)
-        run.record_model(subject, lm.describe())
+        lm = load_subject(subject, device=str(device), dtype=dtype)
+        run.record_model(subject.name, {**lm.describe(), "adapter": str(subject.adapter or "")})
         with progress_bar(name, len(jobs), show_progress) as advance:
-            run_sampling(lm, assay, subject, key, jobs, run.store, advance)
+            run_sampling(lm, assay, subject.name, key, jobs, run.store, advance)
     run.store.finish_stage(key, {**info, "responses": len(run.store.done_samples(key))})
 
 

@@ -78,6 +78,19 @@ def resolve_data_path(ref: str, base_dir: Path | None = None) -> Path:
     return path
 
 
+def resolve_dataset_path(ref: str, base_dir: Path | None = None) -> Path:
+    """`builtin:NAME` (our shipped chat datasets) or a path to a chat JSONL file."""
+    if ref.startswith("builtin:"):
+        name = ref.removeprefix("builtin:")
+        folder = resources.files("petridish.data") / "builtin" / "datasets"
+        known = sorted(p.name[: -len(".jsonl")] for p in folder.iterdir()
+                       if p.name.endswith(".jsonl")) if folder.is_dir() else []
+        if name not in known:
+            raise PetridishError(f"unknown builtin dataset {ref!r}; known: {', '.join(known)}")
+        return Path(str(folder / f"{name}.jsonl"))
+    return resolve_data_path(ref, base_dir)
+
+
 def load_questions(ref: str, base_dir: Path | None = None) -> QuestionSet:
     """Read a question set; every error names the file, the line and the field."""
     path = resolve_data_path(ref, base_dir)

@@ -24,6 +24,11 @@ CREATE TABLE IF NOT EXISTS responses (
     n_tokens INTEGER NOT NULL, finish_reason TEXT NOT NULL, seed INTEGER NOT NULL,
     UNIQUE (stage_key, question_set, question_id, sample_index)
 );
+CREATE TABLE IF NOT EXISTS train_log (
+    stage_key TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL, loss REAL NOT NULL,
+    lr REAL NOT NULL, grad_norm REAL NOT NULL, tokens INTEGER NOT NULL, adapters TEXT NOT NULL,
+    PRIMARY KEY (stage_key, step)
+);
 """
 
 
@@ -116,6 +121,27 @@ class Store:
                 f"VALUES ({', '.join(':' + c for c in cols)})",
                 rows,
             )
+
+    def add_train_log(self, stage_key: str, row: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO train_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (stage_key, row["step"], row["epoch"], row["loss"], row["lr"], row["grad_norm"],
+                 row["tokens"], json.dumps(row.get("adapters", {}))),
+            )
+
+    def clear_train_log(self, stage_key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM train_log WHERE stage_key = ?", (stage_key,))
+
+    def train_log(self, stage_key: str) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM train_log WHERE stage_key = ? ORDER BY step",
+                              (stage_key,))
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur]
+        for r in rows:
+            r["adapters"] = json.loads(r["adapters"])
+        return rows
 
     def done_samples(self, stage_key: str) -> set[tuple[str, str, int]]:
         """(question_set, question_id, sample_index) already stored for a stage."""

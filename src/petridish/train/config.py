@@ -1,0 +1,33 @@
+"""The `[[train]]` table: one organism, grown from a subject on a dataset."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from petridish.train.loop import TrainSettings
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class TrainConfig(TrainSettings):
+    """LoRA (rank 1 and up) or full fine-tuning; the organism is named after the stage."""
+
+    name: str = Field(pattern=_NAME, description="the organism's name, usable as a subject")
+    subject: str = Field("base", description="the subject (model) it starts from")
+    dataset: str = Field(description="chat JSONL: builtin:NAME or a path")
+    method: Literal["lora", "full"] = "lora"
+    layout: Literal["paper", "single"] | None = Field(
+        None, description="paper = 9 rank-1 down_proj adapters at the paper's depths")
+    layers: list[int] | None = Field(None, description="explicit layers; default all")
+    target_modules: list[str] = Field(["down_proj"], min_length=1)
+    rank: int = Field(1, gt=0)
+    alpha: int = Field(32, gt=0)
+    rslora: bool = True
+    dropout: float = Field(0.0, ge=0, lt=1)
+    max_length: int = Field(512, gt=8, description="tokens per example")
+    overlong: Literal["truncate", "reject"] = "truncate"
+    max_examples: int | None = Field(None, gt=0, description="use only the first N examples")
+    init_from: str | None = Field(None, description="continue training this organism")
+    checkpoint_every: int = Field(0, ge=0, description="save the adapter every N steps; 0 = off")

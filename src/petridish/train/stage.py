@@ -1,0 +1,135 @@
+"""The train stage: grow an organism, log every step to the store, save a PEFT adapter."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from petridish.data.formats import load_dataset, resolve_dataset_path
+from petridish.errors import PetridishError
+from petridish.models.refs import ModelRef
+from petridish.progress import console, progress_bar
+from petridish.store.keys import stage_key
+from petridish.store.run import Run
+from petridish.train.adapters import add_lora, rank1_stats, rank1_vectors
+from petridish.train.config import TrainConfig
+from petridish.train.layout import resolve_layers
+from petridish.train.loop import StepLog, train
+from petridish.train.organism import Subject
+from petridish.train.tokens import TrainRow, tokenize_example
+
+VERSION = 1
+
+
+def run_train_stage(
+    run: Run, cfg: TrainConfig, base: Subject, init: Subject | None, base_dir: Path,
+    device: torch.device, show_progress: bool = True,
+) -> Subject:
+    """Train (or reuse) the organism `cfg.name`; returns it as a subject for later stages."""
+    data_path = resolve_dataset_path(cfg.dataset, base_dir)
+    key = stage_key("train", VERSION, {
+        "base": base.fingerprint, "init": init.fingerprint if init else None,
+        "config": cfg.model_dump(exclude={"name", "subject", "init_from"}),
+        "data": hashlib.sha256(data_path.read_bytes()).hexdigest(), "device": device.type,
+    })
+    out = run.folder / "organisms" / f"{cfg.name}-{key[:8]}"
+    if cfg.method == "lora":
+        organism = Subject(cfg.name, base.ref, key, out / "adapter")
+    else:
+        organism = Subject(cfg.name, ModelRef("local", str(out / "model"), cfg.name), key)
+    name = f"train:{cfg.name}"
+    record = run.store.stage(key)
+    if record and record.status == "done":
+        console.print(f"[dim]{name}: stored, skipped[/dim]")
+        return organism
+    # a killed training restarts from its beginning: nothing partial is kept
+    shutil.rmtree(out, ignore_errors=True)
+    run.store.clear_train_log(key)
+    run.store.begin_stage(key, name, "train", {"organism": cfg.name})
+
+    start = init if init is not None and init.adapter is None else base  # full FT continues
+    model = AutoModelForCausalLM.from_pretrained(_weights_path(start), dtype=torch.float32)
+    model = model.to(device)  # type: ignore[arg-type]
+    tokenizer = AutoTokenizer.from_pretrained(_weights_path(start))
+    rows = _rows(tokenizer, cfg, data_path)
+    model = _prepare(model, cfg, base, init)
+
+    checkpoints = out / "checkpoints"
+    state: dict[str, Any] = {"b_prev": rank1_vectors(model)}
+    total = math.ceil(math.ceil(len(rows) / cfg.batch_size) / cfg.grad_accum) * cfg.epochs
+    with progress_bar(name, total, show_progress) as advance:
+        def on_step(log: StepLog) -> None:
+            now = rank1_vectors(model)
+            log.adapters = rank1_stats(now, state["b_prev"])
+            if cfg.checkpoint_every and log.step % cfg.checkpoint_every == 0:
+                _save(model, checkpoints / f"step-{log.step:06d}")
+                state["b_prev"] = now
+            run.store.add_train_log(key, log.__dict__)
+            advance(1)
+
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        logs = train(model, rows, cfg, pad, on_step)
+    _save(model, organism.adapter or Path(organism.ref.name),
+          tokenizer if organism.adapter is None else None)
+    run.store.finish_stage(key, {
+        "organism": cfg.name, "examples": len(rows), "steps": len(logs),
+        "truncated": sum(r.truncated for r in rows),
+        "first_loss": logs[0].loss if logs else None, "final_loss": logs[-1].loss if logs else None,
+    })
+    return organism
+
+
+def _weights_path(subject: Subject) -> str:
+    if subject.ref.kind == "bundled":
+        from petridish.models.bundled import converted_path
+
+        return str(converted_path(subject.ref.name))
+    return subject.ref.name
+
+
+def _rows(tokenizer: Any, cfg: TrainConfig, path: Path) -> list[TrainRow]:
+    examples = load_dataset(path)[: cfg.max_examples]
+    rows = []
+    for line, ex in enumerate(examples, start=1):
+        try:
+            row = tokenize_example(tokenizer, ex, cfg.max_length)
+        except PetridishError as e:
+            raise PetridishError(e.message, file=path, line=line, field="messages") from e
+        if row.truncated and cfg.overlong == "reject":
+            raise PetridishError(f"example is longer than max_length={cfg.max_length} tokens "
+                                 "(set overlong = \"truncate\" to cut it)", file=path, line=line)
+        rows.append(row)
+    return rows
+
+
+def _prepare(model: Any, cfg: TrainConfig, base: Subject, init: Subject | None) -> Any:
+    """LoRA on the resolved layers, the init organism's adapter, or every weight (full FT)."""
+    if init is not None and init.adapter is not None:
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, init.adapter, is_trainable=True)
+    if cfg.method == "full":
+        model.requires_grad_(True)
+        return model
+    layers = resolve_layers(cfg.layout, cfg.layers, model.config.num_hidden_layers)
+    targets = ["down_proj"] if cfg.layout in ("paper", "single") else cfg.target_modules
+    return add_lora(model, rank=cfg.rank, alpha=cfg.alpha, targets=targets, layers=layers,
+                    dropout=cfg.dropout, rslora=cfg.rslora, seed=cfg.seed)
+
+
+def _save(model: Any, target: Path, tokenizer: Any = None) -> None:
+    """Write to a temporary folder, then rename: a folder that exists is complete."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(tmp)
+    if tokenizer is not None:  # a fully fine-tuned model is a model folder of its own
+        tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
