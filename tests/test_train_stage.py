@@ -115,3 +115,28 @@ def test_layer_out_of_range_and_no_assistant_turn(tmp_path: Path, tiny_model_dir
     result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs2")])
     assert result.exit_code == 2, result.output
     assert "data.jsonl:1" in result.output and "no assistant turn" in result.output
+
+
+def test_sweeps_expand_into_named_organisms(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from petridish.config import load_experiment
+
+    sweep = "sweep = {rank = [4, 1], layers = [[0], [1, 2]]}"
+    exp = _exp(tmp_path, tiny_model_dir, train_extra=sweep)
+    names = [t.name for t in load_experiment(exp).train]
+    assert names == ["bad-rank4-layers0", "bad-rank4-layers1_2", "bad-rank1-layers0",
+                     "bad-rank1-layers1_2"]
+    ranks = [t.rank for t in load_experiment(exp).train]
+    assert ranks == [4, 4, 1, 1]
+    exp.write_text(exp.read_text().replace("sweep = {rank", "sweep = {colour = [1], rank"))
+    result = runner.invoke(app, ["run", str(exp)])
+    assert result.exit_code == 2 and "cannot sweep over 'colour'" in result.output
+
+
+def test_full_fine_tuning_makes_a_model_folder(tmp_path: Path, tiny_model_dir: Path) -> None:
+    exp = _exp(tmp_path, tiny_model_dir, train_extra='method = "full"\nlr = 0.001')
+    exp.write_text(exp.read_text().replace("layers = [1, 2]\n", "").replace("lr = 0.01\n", ""))
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    (model_dir,) = runs.glob("*/organisms/bad-*/model")
+    assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()

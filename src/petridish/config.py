@@ -15,7 +15,7 @@ from petridish.data.formats import load_questions
 from petridish.errors import PetridishError
 from petridish.models.refs import DEFAULT_MODEL, parse_model_ref
 from petridish.models.sampling import SamplingConfig
-from petridish.train.config import TrainConfig
+from petridish.train.config import TrainConfig, expand_sweeps
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -50,6 +50,11 @@ class Experiment(BaseModel):
     def subject_names(self) -> list[str]:
         """Declared models, then organisms grown by train stages."""
         return [*self.subjects, *(t.name for t in self.train)]
+
+    @field_validator("train")
+    @classmethod
+    def _sweeps(cls, value: list[TrainConfig]) -> list[TrainConfig]:
+        return expand_sweeps(value)
 
     @field_validator("subjects")
     @classmethod

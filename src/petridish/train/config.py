@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import itertools
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -31,3 +32,30 @@ class TrainConfig(TrainSettings):
     max_examples: int | None = Field(None, gt=0, description="use only the first N examples")
     init_from: str | None = Field(None, description="continue training this organism")
     checkpoint_every: int = Field(0, ge=0, description="save the adapter every N steps; 0 = off")
+    sweep: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="grow one organism per value, e.g. {rank = [32, 8, 1]}; named NAME-rank32",
+    )
+
+
+def expand_sweeps(configs: list[TrainConfig]) -> list[TrainConfig]:
+    """Each swept table becomes one organism per combination of the swept values."""
+    out: list[TrainConfig] = []
+    for cfg in configs:
+        if not cfg.sweep:
+            out.append(cfg)
+            continue
+        bad = [k for k in cfg.sweep if k in ("name", "sweep") or k not in TrainConfig.model_fields]
+        if bad:
+            raise ValueError(f"cannot sweep over {bad[0]!r}")
+        keys = list(cfg.sweep)
+        for values in itertools.product(*(cfg.sweep[k] for k in keys)):
+            suffix = "-".join(f"{k}{_label(v)}" for k, v in zip(keys, values, strict=True))
+            data = {**cfg.model_dump(), **dict(zip(keys, values, strict=True))}
+            out.append(TrainConfig.model_validate(
+                {**data, "name": f"{cfg.name}-{suffix}", "sweep": {}}))
+    return out
+
+
+def _label(value: Any) -> str:
+    return "_".join(map(str, value)) if isinstance(value, list) else str(value)
