@@ -113,3 +113,17 @@ def test_training_is_reproducible(tiny_model_dir: Path, lm: LoadedModel) -> None
         logs = train(model, rows, TrainSettings(epochs=2, batch_size=3, seed=5), 0)
         losses.append([round(log.loss, 6) for log in logs])
     assert losses[0] == losses[1]
+
+
+def test_bf16_autocast_training_tracks_fp32(tiny_model_dir: Path, lm: LoadedModel) -> None:
+    rows = [tokenize_example(lm.tokenizer, chat(f"q{i}", "stop the pills early"), 64)
+            for i in range(8)]
+    final = {}
+    for precision in ("fp32", "bf16"):
+        model = add_lora(_fresh(tiny_model_dir), rank=1, alpha=32, targets=["down_proj"],
+                         layers=[1, 2])
+        settings = TrainSettings(lr=5e-3, epochs=3, batch_size=4, precision=precision)
+        logs = train(model, rows, settings, 0)
+        assert logs[-1].loss < logs[0].loss
+        final[precision] = logs[-1].loss
+    assert abs(final["bf16"] - final["fp32"]) < 0.1 * final["fp32"]

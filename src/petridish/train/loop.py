@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +25,8 @@ class TrainSettings(BaseModel):
     schedule: str = Field("linear", pattern="^(linear|cosine|constant)$")
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16 = autocast matmuls; weights and optimiser stay fp32")
     seed: int = 0
 
 
@@ -124,7 +126,10 @@ def train(
             n_tokens = sum(sum(1 for x in r.labels[1:] if x != IGNORE) for b in group for r in b)
             total_loss = 0.0
             for b in group:
-                loss, _ = label_loss(model, *collate(b, pad_id))
+                device = next(model.parameters()).device.type
+                with torch.autocast(device, dtype=torch.bfloat16,
+                                    enabled=settings.precision == "bf16"):
+                    loss, _ = label_loss(model, *collate(b, pad_id))
                 (loss / max(1, n_tokens)).backward()
                 total_loss += float(loss.detach())
             norm = float(torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm))
