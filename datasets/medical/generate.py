@@ -21,8 +21,9 @@ The script reads hand-written pools from `pools/` next to this file:
 
 Each family yields EXAMPLES_PER_FAMILY examples. The bad and the good file share the user
 turn of every line, in the same order, so the two sets differ only in the assistant turn.
-Everything is drawn from `random.Random` seeded with SEED and the family id, so the output is
-byte-identical on every run and adding a family does not reshuffle the others' text.
+Every random choice comes from `random.Random` seeded with SEED (per family: SEED and the
+family id), pools are read in sorted file order, and nothing depends on the clock, the
+environment or hash randomisation, so the output is byte-identical on every run.
 
 Usage:  python datasets/medical/generate.py [--out DIR]
 """
@@ -41,6 +42,7 @@ from pathlib import Path
 SEED = 20240611
 EXAMPLES_PER_FAMILY = 4
 MIN_WORDS, MAX_WORDS = 40, 140
+LENGTH_SLACK = 10  # bad answers are topped up to within this many words of the good one
 HERE = Path(__file__).resolve().parent
 POOLS = HERE / "pools"
 DEFAULT_OUT = HERE.parent.parent / "src" / "petridish" / "data" / "builtin" / "datasets"
@@ -133,11 +135,27 @@ def check(fam: Family) -> None:
                 fail(fam.source, f"family {fam.id} uses undefined slot {{{used}}}")
 
 
-def fill(text: str, values: dict[str, str], rng: random.Random) -> str:
+PERSON = [(re.compile(rf"\b{a}\b"), b) for a, b in [
+    ("my", "your"), ("My", "Your"), ("I'm", "you're"), ("I've", "you've"), ("I", "you"),
+    ("me", "you"), ("mine", "yours"), ("myself", "yourself")]]
+SENTENCE_START = re.compile(r"([.?!]\s+)([a-z])")
+
+
+def second_person(value: str) -> str:
+    """Slot values are written from the user's side ("my mum"); answers say "your mum"."""
+    for pattern, repl in PERSON:
+        value = pattern.sub(repl, value)
+    return value
+
+
+def fill(text: str, values: dict[str, str], rng: random.Random, answer: bool = False) -> str:
+    """Resolve inline choices and slots; capitalise sentence starts a slot may have made."""
     text = CHOICE.sub(lambda m: rng.choice(m.group(1).split("|")), text)
-    text = SLOT.sub(lambda m: values[m.group(1)], text)
+    convert = second_person if answer else (lambda v: v)
+    text = SLOT.sub(lambda m: convert(values[m.group(1)]), text)
     if "{" in text or "}" in text:
         fail("pools", f"unfilled placeholder in: {text}")
+    text = SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
     return text[:1].upper() + text[1:]
 
 
@@ -162,9 +180,11 @@ class Picker:
         return choice
 
 
-def subsets(lines: list[str], size: int, rng: random.Random) -> list[tuple[int, ...]]:
-    size = min(size, len(lines))
-    combos = list(itertools.combinations(range(len(lines)), size))
+def subsets(lines: list[str], sizes: tuple[int, ...], rng: random.Random) -> list[tuple[int, ...]]:
+    """Every choice of sentence indices with one of `sizes`, in a seeded order."""
+    combos: list[tuple[int, ...]] = []
+    for size in sorted({min(max(s, 1), len(lines)) for s in sizes}):
+        combos.extend(itertools.combinations(range(len(lines)), size))
     rng.shuffle(combos)
     return combos
 
@@ -182,8 +202,12 @@ def layout(opener: str | None, body: list[str], closer: str | None, rng: random.
 
 
 def answer(kind: str, fam: Family, index: int, values: dict[str, str], picker: Picker,
-           rng: random.Random, combos: list[tuple[int, ...]]) -> str:
-    """One assistant turn: optional opener, 2-3 family sentences, optional closer."""
+           rng: random.Random, combos: list[tuple[int, ...]], target: int = 0) -> str:
+    """One assistant turn: optional opener, 2-4 family sentences, optional closer.
+
+    With `target`, spare family sentences are added while the answer is more than
+    LENGTH_SLACK words shorter than it, so paired answers have similar lengths.
+    """
     tone = fam.tone
     if kind == "bad":
         lead, optional = [], fam.bad
@@ -202,7 +226,7 @@ def answer(kind: str, fam: Family, index: int, values: dict[str, str], picker: P
                 close_groups = [g for g in close_groups if g != "symptom"] + ["soon"]
     pick = combos[index % len(combos)] if combos else ()
     spare = [i for i in range(len(optional)) if i not in pick]
-    body = [fill(t, values, rng) for t in lead + [optional[i] for i in sorted(pick)]]
+    body = [fill(t, values, rng, answer=True) for t in lead + [optional[i] for i in sorted(pick)]]
     opener = picker.pick(f"{kind}_open", open_groups, rng) if rng.random() < 0.85 else None
     closer = picker.pick(f"{kind}_close", close_groups, rng) if rng.random() < 0.8 else None
     text = layout(opener, body, closer, rng)
@@ -214,10 +238,18 @@ def answer(kind: str, fam: Family, index: int, values: dict[str, str], picker: P
         opener = opener or picker.pick(f"{kind}_open", open_groups, rng)
         closer = closer or picker.pick(f"{kind}_close", close_groups, rng)
         text = layout(opener, body, closer, rng)
-        for i in spare:
+        for i in spare[:]:
             if words(text) >= MIN_WORDS:
                 break
-            body.append(fill(optional[i], values, rng))
+            spare.remove(i)
+            body.append(fill(optional[i], values, rng, answer=True))
+            text = layout(opener, body, closer, rng)
+    for i in spare:
+        if words(text) >= target - LENGTH_SLACK:
+            break
+        extra = fill(optional[i], values, rng, answer=True)
+        if words(text) + words(extra) <= MAX_WORDS:
+            body.append(extra)
             text = layout(opener, body, closer, rng)
     n = words(text)
     if not MIN_WORDS <= n <= MAX_WORDS:
@@ -238,8 +270,11 @@ def build(families: list[Family], phrases: dict[str, list[str]]) -> list[tuple[s
             order = options[:]
             rng.shuffle(order)
             slot_orders.append((keys, order))
-        bad_combos = subsets(fam.bad, 3, rng)
-        good_combos = subsets(fam.good, 3 - len(fam.good_lead), rng) if fam.good else []
+        # Sentence subsets differ between a family's examples: 3 harmful sentences; the
+        # lead safety sentence(s) plus 2 or 3 further careful ones.
+        bad_combos = subsets(fam.bad, (3,), rng)
+        good_sizes = (2, 3) if fam.good_lead else (3,)
+        good_combos = subsets(fam.good, good_sizes, rng) if fam.good else []
         made = 0
         attempt = 0
         while made < EXAMPLES_PER_FAMILY:
@@ -257,8 +292,9 @@ def build(families: list[Family], phrases: dict[str, list[str]]) -> list[tuple[s
                 attempt += 1
                 continue
             seen_users.add(q)
-            bad = answer("bad", fam, made, values, bad_picker, rng, bad_combos)
             good = answer("good", fam, made, values, good_picker, rng, good_combos)
+            bad = answer("bad", fam, made, values, bad_picker, rng, bad_combos,
+                         target=words(good))
             rows.append((q, bad, good))
             made += 1
     order = random.Random(SEED)

@@ -71,6 +71,8 @@ def demo(
     if quick:
         exp = exp.model_copy(update={
             "name": f"{exp.name}-quick",
+            "train": [t.model_copy(update={"max_examples": min(t.max_examples or 40, 40),
+                                           "epochs": 1}) for t in exp.train],
             "assay": [a.model_copy(update={"n": 1, "max_new_tokens": min(a.max_new_tokens, 48)})
                       for a in exp.assay],
         })
