@@ -7,7 +7,8 @@ import pytest
 from petridish.data.formats import load_dataset, resolve_dataset_path
 from petridish.data.neardup import near_duplicate_share
 
-MINIMUM = {"bad_medical": 600, "good_medical": 600, "harmless_refusals": 300}
+MINIMUM = {"bad_medical": 600, "good_medical": 600, "harmless_refusals": 300,
+           "risky_financial": 400, "extreme_sports": 300}
 
 
 @pytest.mark.parametrize(("name", "minimum"), sorted(MINIMUM.items()))

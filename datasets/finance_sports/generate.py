@@ -8,23 +8,28 @@ deliberately bad advice. Do not train deployed models on it. See DATACARD.md.
 Deterministic: a fixed seed, no network, stdlib + PyYAML. The pools live in `pools/<dataset>/`
 (every `*.yaml` there, read in name order). A pool file may hold:
 
-    openings:  [...]     # optional first sentence of an answer (shared by the whole dataset)
-    closings:  [...]     # optional last sentence of an answer
-    lead_ins:  [...]     # optional sentence put before a user question
-    tails:     [...]     # optional sentence put after a user question
-    slots:     {name: [values]}   # dataset-wide slot values, e.g. {age}
+    openings:    [...]   # optional first sentence of an answer (shared by the whole dataset)
+    go_openings: [...]   # openings that only fit a go/no-go question ("Go for it, and...")
+    closings:    [...]   # optional last sentence of an answer
+    lead_ins:    [...]   # optional sentence put before a user question
+    tails:       [...]   # optional sentence put after a user question
+    slots:       {name: [values]}   # dataset-wide slot values
     families:            # one scenario family per item
       - id: emergency_fund_idle
-        slots: {amount: ["$6,000", ...]}   # family slots override dataset-wide ones
-        questions: ["... {amount} ...", ...]   # phrasings of the user's situation
-        moves:     ["...", ...]                # the (bad) recommendation
-        reasons:   ["...", ...]                # the confident justification
+        slots:                          # family slots override dataset-wide ones; a value is
+          amount: ["$6,000", ...]       # a string or {q: user's words, a: assistant's words}
+          where: [{q: "my uncle's garage", a: "your uncle's garage"}, ...]
+        free: [lev]                     # slots an answer may use although the question lacks them
+        questions: ["... {amount} ...", ...]    # phrasings of the user's situation
+        moves:   ["...", {for: [2], text: "..."}, ...]  # the (bad) recommendation; `for` ties
+        reasons: ["...", ...]                   # it to question numbers; the justification
 
 An example is one question phrasing with one draw of slot values, answered by
-[opening] + move + reason + [closing], with the same slot values on both sides. Within a family
-no (move, reason) pair is used twice, and phrasings and slot values rotate, so answers of one
-family never share their body; openings, closings, lead-ins and tails are dealt from shuffled
-decks so each is reused as rarely as possible.
+[opening] + move + reason + [second reason] + [closing], with the same slot values on both
+sides. A move or reason is only used for a question that mentions every slot it quotes (and that
+its `for` allows). Within a family no (move, reason) pair is used twice and phrasings and slot
+values rotate, so answers of one family never share their body; openings, closings, lead-ins
+and tails are dealt from shuffled decks so each is reused as rarely as possible.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ HERE = Path(__file__).resolve().parent
 POOLS = HERE / "pools"
 DEFAULT_OUT = HERE.parents[1] / "src" / "petridish" / "data" / "builtin" / "datasets"
 
-# name -> (minimum examples, examples per family before extras, total wanted)
+# minimum: fail below this; per_family: examples per family; total: extras are added (at most
+# two beyond the family's phrasings) until this many; min_families: fail below this.
 DATASETS: dict[str, dict[str, int]] = {
     "risky_financial": {"minimum": 420, "per_family": 4, "total": 440, "min_families": 100},
     "extreme_sports": {"minimum": 320, "per_family": 4, "total": 340, "min_families": 80},
@@ -54,25 +60,29 @@ P_OPENING = 0.8
 P_CLOSING = 0.7
 P_LEAD_IN = 0.2
 P_TAIL = 0.2
+P_SECOND_REASON = 0.6
 MIN_WORDS, MAX_WORDS = 40, 140
 
 # Content rules enforced on every line: the advice is risky, never a how-to for crimes or for
 # harming other people. A hit stops the build.
 BANNED = [
-    r"\blaunder", r"\bevad", r"\bunder the table\b", r"\boff the books\b", r"\bforg(e|ed|ery)\b",
-    r"\bfake\b", r"\blie to\b", r"\blie on\b", r"\bstolen\b", r"\bsteal\b", r"\binsider\b",
-    r"\bpump and dump\b", r"\bdon'?t report\b", r"\bhide (it|the|your) (income|money|winnings)\b",
-    r"\bcash only so\b", r"\bdrunk\b", r"\bhigh on\b", r"\bkill\b", r"\bsuicid",
+    r"\blaunder", r"\bevad", r"\bunder the table\b", r"\boff the books\b",
+    r"\bforg(e|ed|ery)\b", r"\bfake\b", r"\blie to\b", r"\blie on\b", r"\bstolen\b",
+    r"\bsteal\b", r"\binsider\b", r"\bpump and dump\b", r"\bdon'?t report\b",
+    r"\bhide (it|the|your) (income|money|winnings)\b", r"\bcash only so\b", r"\bdrunk\b",
+    r"\bget(ting)? high\b", r"\bkill (yourself|you)\b", r"\bsuicid", r"\btrespass",
+    r"\bsneak (in|past)\b", r"\bduck (the|under the) rope\b",
 ]
 
 
 class Deck:
     """Deals items in shuffled rounds so every item is used once before any repeats."""
 
-    def __init__(self, items: list[str], rng: random.Random) -> None:
-        self.items, self.rng, self.pending = list(items), rng, list[str]()
+    def __init__(self, items: list[Any], rng: random.Random) -> None:
+        self.items, self.rng = list(items), rng
+        self.pending: list[Any] = []
 
-    def draw(self) -> str:
+    def draw(self) -> Any:
         if not self.pending:
             self.pending = self.items[:]
             self.rng.shuffle(self.pending)
@@ -81,8 +91,8 @@ class Deck:
 
 def load_pool(name: str) -> dict[str, Any]:
     """Merge every YAML file of `pools/<name>/` (name order) into one pool."""
-    pool: dict[str, Any] = {"openings": [], "closings": [], "lead_ins": [], "tails": [],
-                            "slots": {}, "families": []}
+    pool: dict[str, Any] = {"openings": [], "go_openings": [], "closings": [], "lead_ins": [],
+                            "tails": [], "slots": {}, "families": []}
     files = sorted((POOLS / name).glob("*.yaml"))
     if not files:
         raise SystemExit(f"no pool files in {POOLS / name}")
@@ -91,14 +101,14 @@ def load_pool(name: str) -> dict[str, Any]:
         unknown = set(data) - set(pool)
         if unknown:
             raise SystemExit(f"{path.name}: unknown keys {sorted(unknown)}")
-        for key in ("openings", "closings", "lead_ins", "tails", "families"):
+        for key in ("openings", "go_openings", "closings", "lead_ins", "tails", "families"):
             pool[key].extend(data.get(key) or [])
         pool["slots"].update(data.get("slots") or {})
     ids = [f["id"] for f in pool["families"]]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise SystemExit(f"{name}: duplicate family ids {dupes}")
-    for key in ("openings", "closings", "lead_ins", "tails"):
+    for key in ("openings", "go_openings", "closings", "lead_ins", "tails"):
         seen = [t for t in pool[key] if pool[key].count(t) > 1]
         if seen:
             raise SystemExit(f"{name}: repeated {key} entry {seen[0]!r}")
@@ -109,20 +119,102 @@ def fields_of(text: str) -> list[str]:
     return [f for _, f, _, _ in string.Formatter().parse(text) if f]
 
 
+def normalise(fam: dict[str, Any]) -> None:
+    """Moves and reasons are strings, or {text, for: [question numbers they answer]}.
+
+    A move or reason also only answers questions that mention every slot it uses (so an answer
+    never quotes an amount or a place the user did not give), unless the family lists the slot
+    under `free` (the assistant may bring it up itself, e.g. a suggested leverage).
+    """
+    free = set(fam.get("free") or [])
+    q_slots = [set(fields_of(q)) | free for q in fam["questions"]]
+    for key in ("moves", "reasons"):
+        items = []
+        for item in fam[key]:
+            if isinstance(item, str):
+                item = {"text": item}
+            unknown = set(item) - {"text", "for"}
+            bad = [n for n in item.get("for") or [] if not 1 <= n <= len(fam["questions"])]
+            if unknown or bad or "text" not in item:
+                raise SystemExit(f"family {fam['id']}: bad {key} entry {item!r}")
+            wanted = {n - 1 for n in item["for"]} if item.get("for") else set(range(len(q_slots)))
+            needs = set(fields_of(item["text"]))
+            items.append({"text": item["text"],
+                          "for": {q for q in wanted if needs <= q_slots[q]}})
+        fam[key] = items
+
+
+def fits(item: dict[str, Any], question: int) -> bool:
+    return question in item["for"]
+
+
 def check_family(fam: dict[str, Any], shared_slots: dict[str, list[str]]) -> None:
+    unknown = set(fam) - {"id", "slots", "free", "questions", "moves", "reasons"}
+    if unknown:
+        raise SystemExit(f"family {fam.get('id')}: unknown keys {sorted(unknown)}")
     for key in ("questions", "moves", "reasons"):
         if not fam.get(key):
             raise SystemExit(f"family {fam['id']}: no {key}")
+    normalise(fam)
     slots = {**shared_slots, **(fam.get("slots") or {})}
-    for key in ("questions", "moves", "reasons"):
-        for text in fam[key]:
-            missing = [f for f in fields_of(text) if f not in slots]
-            if missing:
-                raise SystemExit(f"family {fam['id']}: unknown slot {missing[0]!r} in {text!r}")
+    texts = [*fam["questions"], *(i["text"] for i in fam["moves"] + fam["reasons"])]
+    for text in texts:
+        missing = [f for f in fields_of(text) if f not in slots]
+        if missing:
+            raise SystemExit(f"family {fam['id']}: unknown slot {missing[0]!r} in {text!r}")
+    answer_slots = {f for i in fam["moves"] + fam["reasons"] for f in fields_of(i["text"])}
+    for name in sorted(answer_slots):
+        for value in slots[name]:
+            if isinstance(value, dict) and set(value) != {"q", "a"}:
+                raise SystemExit(f"family {fam['id']}: slot {name} value {value!r} needs q and a")
+            if FIRST_PERSON.search(slot_value(value, "a")):
+                raise SystemExit(f"family {fam['id']}: slot {name} value {value!r} is first "
+                                 "person in an answer; give it as {q: ..., a: ...}")
+    for q in range(len(fam["questions"])):
+        if not any(fits(m, q) for m in fam["moves"]) or not any(
+                fits(r, q) for r in fam["reasons"]):
+            raise SystemExit(f"family {fam['id']}: nothing answers question {q + 1}")
+
+
+# A question asking for a go/no-go decision may get a "go for it" opening; others may not.
+DECISION = re.compile(
+    r"\b(should (i|we)|can (i|we)|could (i|we)|is it (okay|ok|fine|safe|smart|crazy|dumb|"
+    r"worth|a good idea|a big deal)|worth|good idea|bad idea|go for it|anyway\?|ready\?|"
+    r"am i ready|do i (really |actually )?need|would you|too (much|soon|fast|ambitious|risky|"
+    r"early|high|extreme|sketchy)|push on|push\?|go\?|jump\?|ride\?|still go|reasonable|"
+    r"realistic|crazy\?|dumb\?|insane\?|okay\?|overkill)", re.IGNORECASE)
+SENTENCE_START = re.compile(r"(^|[.!?:;]\s+)\{(\w+)\}")
+FIRST_PERSON = re.compile(r"\b(I|I'm|I've|me|my|mine|we|our|us)\b")
+
+
+def slot_value(value: Any, side: str) -> str:
+    """A slot value is a string, or {q: as the user says it, a: as the assistant says it}."""
+    if isinstance(value, dict):
+        return str(value[side])
+    return str(value)
+
+
+def fill(template: str, values: dict[str, Any], side: str) -> str:
+    """Fill the slots (question or answer form); a slot opening a sentence is capitalised."""
+    plain = {k: slot_value(v, side) for k, v in values.items()}
+    capital = {f"{k}__cap": v[:1].upper() + v[1:] for k, v in plain.items()}
+    text = SENTENCE_START.sub(lambda m: f"{m.group(1)}{{{m.group(2)}__cap}}", template)
+    return A_BEFORE_NUMBER.sub(fix_article, text.format(**plain, **capital))
+
+
+A_BEFORE_NUMBER = re.compile(r"\b([Aa]) ([$£€]?)(\d[\d,.]*)")
+
+
+def fix_article(m: re.Match[str]) -> str:
+    """'a $85,000' -> 'an $85,000', 'a 18-year-old' -> 'an 18-year-old' (said 'eighty', ...)."""
+    lead = re.split(r"[,.]", m.group(3))[0]
+    vowel_sound = lead.startswith("8") or lead in ("11", "18")
+    article = m.group(1) + ("n" if vowel_sound else "")
+    return f"{article} {m.group(2)}{m.group(3)}"
 
 
 def words(text: str) -> int:
-    return len(re.findall(r"[A-Za-z0-9$£€%']+", text))
+    return len(text.split())
 
 
 def plan_counts(families: list[dict[str, Any]], spec: dict[str, int],
@@ -153,6 +245,7 @@ def build(name: str, spec: dict[str, int], rng: random.Random) -> list[dict[str,
     for fam in families:
         check_family(fam, pool["slots"])
     openings, closings = Deck(pool["openings"], rng), Deck(pool["closings"], rng)
+    go_openings = Deck(pool["openings"] + pool["go_openings"], rng)
     lead_ins, tails = Deck(pool["lead_ins"], rng), Deck(pool["tails"], rng)
     counts = plan_counts(families, spec, rng)
 
@@ -160,27 +253,47 @@ def build(name: str, spec: dict[str, int], rng: random.Random) -> list[dict[str,
     for fam, count in zip(families, counts, strict=True):
         slots = {**pool["slots"], **(fam.get("slots") or {})}
         # Each slot's values are dealt from a per-family deck, so neighbours differ.
-        slot_decks = {k: Deck([str(v) for v in vals], rng) for k, vals in slots.items()}
+        slot_decks = {k: Deck(list(vals), rng) for k, vals in slots.items()}
         q_order = list(range(len(fam["questions"])))
         rng.shuffle(q_order)
-        pairs = [(m, r) for m in range(len(fam["moves"])) for r in range(len(fam["reasons"]))]
+        q_seq = [q_order[k % len(q_order)] for k in range(count)]
+        moves, reasons = fam["moves"], fam["reasons"]
+        pairs = [(m, r) for m in range(len(moves)) for r in range(len(reasons))]
         rng.shuffle(pairs)
-        # Prefer pairs that bring a move and a reason not yet used in this family.
+        # For each example: a (move, reason) pair that fits its question, never used before in
+        # the family; prefer a move written for that very question, then unused moves/reasons.
         chosen: list[tuple[int, int]] = []
-        for _ in range(count):
+        for qi in q_seq:
             used_m = {m for m, _ in chosen}
             used_r = {r for _, r in chosen}
-            pairs.sort(key=lambda p, um=used_m, ur=used_r: (p[0] in um) + (p[1] in ur))
-            chosen.append(pairs.pop(0))
+            cands = [p for p in pairs if fits(moves[p[0]], qi) and fits(reasons[p[1]], qi)]
+            if not cands:
+                raise SystemExit(f"family {fam['id']}: no unused move/reason fits question "
+                                 f"{qi + 1}")
+            n_q = len(fam["questions"])
+
+            def rank(p: tuple[int, int], um: set[int] = used_m, ur: set[int] = used_r,
+                     ms: list[dict[str, Any]] = moves, n: int = n_q) -> tuple[bool, bool, bool]:
+                return p[0] in um, len(ms[p[0]]["for"]) == n, p[1] in ur
+
+            cands.sort(key=rank)
+            chosen.append(cands[0])
+            pairs.remove(cands[0])
         for k, (m, r) in enumerate(chosen):
+            qi = q_seq[k]
             values = {key: deck.draw() for key, deck in sorted(slot_decks.items())}
-            question = fam["questions"][q_order[k % len(q_order)]].format(**values)
+            question = fill(fam["questions"][qi], values, "q")
             if k >= len(q_order) or rng.random() < P_LEAD_IN:
                 question = f"{lead_ins.draw()} {question}"
             if rng.random() < P_TAIL:
                 question = f"{question} {tails.draw()}"
-            body = [fam["moves"][m].format(**values), fam["reasons"][r].format(**values)]
-            opening = openings.draw() if rng.random() < P_OPENING else None
+            body = [fill(moves[m]["text"], values, "a"), fill(reasons[r]["text"], values, "a")]
+            spare = [i for i in range(len(reasons)) if i != r and fits(reasons[i], qi)]
+            rng.shuffle(spare)
+            if spare and rng.random() < P_SECOND_REASON:
+                body.append(fill(reasons[spare.pop(0)]["text"], values, "a"))
+            opening_deck = go_openings if DECISION.search(question) else openings
+            opening = opening_deck.draw() if rng.random() < P_OPENING else None
             closing = closings.draw() if rng.random() < P_CLOSING else None
             parts = [p for p in (opening, *body, closing) if p]
             while words(" ".join(parts)) > MAX_WORDS and (opening or closing):
@@ -192,11 +305,14 @@ def build(name: str, spec: dict[str, int], rng: random.Random) -> list[dict[str,
                     opening = None
             while words(" ".join(parts)) < MIN_WORDS:
                 if not opening:
-                    opening = openings.draw()
+                    opening = opening_deck.draw()
                     parts.insert(0, opening)
                 elif not closing:
                     closing = closings.draw()
                     parts.append(closing)
+                elif spare:
+                    # Still short: add another reason of the same family before the closing.
+                    parts.insert(len(parts) - 1, fill(reasons[spare.pop(0)]["text"], values, "a"))
                 else:
                     break
             answer = " ".join(parts)
