@@ -140,3 +140,22 @@ def test_full_fine_tuning_makes_a_model_folder(tmp_path: Path, tiny_model_dir: P
     assert result.exit_code == 0, result.output
     (model_dir,) = runs.glob("*/organisms/bad-*/model")
     assert (model_dir / "config.json").exists() and (model_dir / "tokenizer.json").exists()
+
+
+def test_overlong_examples_are_truncated_and_counted_or_rejected(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    exp = _exp(tmp_path, tiny_model_dir, train_extra="max_length = 20")
+    runs = tmp_path / "runs"
+    assert runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)]).exit_code == 0
+    (folder,) = runs.iterdir()
+    store = Store(folder / "store.sqlite")
+    (train_stage,) = [s for s in store.stages() if s.kind == "train"]
+    store.close()
+    assert train_stage.info["truncated"] == 12 and train_stage.info["examples"] == 12
+
+    text = exp.read_text().replace("max_length = 20", "max_length = 20\noverlong = \"reject\"")
+    exp.write_text(text)
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs2")])
+    assert result.exit_code == 2 and "data.jsonl:1" in result.output and "max_length=20" in (
+        result.output)
