@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -45,8 +46,9 @@ def add_lora(
     )
     import torch
 
-    with torch.random.fork_rng():  # A's random init is part of the organism's recipe
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(), warnings.catch_warnings():
+        torch.manual_seed(seed)  # A's random init is part of the organism's recipe
+        warnings.simplefilter("ignore", FutureWarning)  # PEFT calls a deprecated HF helper
         peft_model = get_peft_model(model, config)
     adapted = adapted_modules(peft_model)
     expected = len(targets) * len(layers)

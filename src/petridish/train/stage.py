@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 from petridish.data.formats import load_dataset, resolve_dataset_path
 from petridish.errors import PetridishError
@@ -53,6 +54,7 @@ def run_train_stage(
     run.store.clear_train_log(key)
     run.store.begin_stage(key, name, "train", {"organism": cfg.name})
 
+    hf_logging.disable_progress_bar()
     start = init if init is not None and init.adapter is None else base  # full FT continues
     model = AutoModelForCausalLM.from_pretrained(_weights_path(start), dtype=torch.float32)
     model = model.to(device)  # type: ignore[arg-type]
