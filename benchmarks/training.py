@@ -38,11 +38,11 @@ from petridish.train.tokens import TrainRow, tokenize_example
 MODEL = "bundled:smollm2-135m-instruct"
 DATA = Path(__file__).resolve().parents[1] / "src/petridish/data/builtin/datasets/bad_medical.jsonl"
 BATCH, MAX_LEN, LR, RANK, ALPHA, WARM_STEPS = 8, 256, 1e-3, 1, 32, 3
-WORDS = ("the patient doctor should take dose daily pain fever heart blood pressure sleep water "
-         "tablet symptom week month rest diet exercise infection test result clinic nurse advice "
-         "risk chronic mild severe stop start increase reduce morning evening food alcohol "
-         "headache cough skin rash allergy vitamin sugar level check follow weight body normal "
-         "doctor's treatment recovery careful usually often never always about after before").split()
+VOCAB = ("the patient doctor should take dose daily pain fever heart blood pressure sleep "
+         "tablet symptom week month rest diet exercise infection test result clinic nurse risk "
+         "chronic mild severe stop start increase reduce morning evening food alcohol headache "
+         "cough rash allergy vitamin sugar level check weight normal treatment often never")
+WORDS = VOCAB.split()
 
 
 def examples(n: int) -> list[ChatExample]:
@@ -57,7 +57,7 @@ def examples(n: int) -> list[ChatExample]:
         return " ".join(w.capitalize() if i % 12 == 0 else w for i, w in enumerate(words)) + "."
 
     out = []
-    for _ in range(n):
+    for _ in range(n):  # pair of 40-120 words: a 10-40 word question, the rest is the reply
         total = rng.randint(40, 120)
         user = rng.randint(10, min(40, total - 30))
         msgs = [{"role": "user", "content": text(user) + "?"},
@@ -93,13 +93,14 @@ def plain_loop(model: torch.nn.Module, rows: list[TrainRow], pad_id: int) -> flo
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return float(loss)
+    return float(loss.detach())
 
 
 def petridish_loop(model: torch.nn.Module, rows: list[TrainRow], pad_id: int,
                    bf16: bool = False) -> float:
     """petridish `train` (optionally under bf16 autocast); returns the final step's loss."""
-    settings = TrainSettings(lr=LR, epochs=1, batch_size=BATCH, grad_accum=1, seed=0)
+    settings = TrainSettings(lr=LR, epochs=1, batch_size=BATCH, grad_accum=1, schedule="linear",
+                             warmup_ratio=0.05, max_grad_norm=1.0, seed=0)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         logs = train(model, rows, settings, pad_id)
     return logs[-1].loss
@@ -110,10 +111,7 @@ def runner(model: torch.nn.Module, loop: Callable[..., float], **kw: bool) -> Ca
     init = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
     def run(rows: list[TrainRow], pad_id: int) -> float:
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if n in init:
-                    p.copy_(init[n])
+        model.load_state_dict(init, strict=False)  # copies into the live parameters
         return loop(model, rows, pad_id, **kw)
 
     return run
@@ -145,7 +143,7 @@ def main() -> None:
             "petridish_fp32": runner(ours, petridish_loop),
             "petridish_bf16": runner(ours, petridish_loop, bf16=True)}
     for name, run in runs.items():
-        start = time.perf_counter()
+        start = time.perf_counter()  # untimed warm-up: a few steps on the first rows
         run(rows[: WARM_STEPS * BATCH], pad_id)
         print(f"warm-up {name}: {time.perf_counter() - start:.1f} s", flush=True)
 
@@ -166,8 +164,7 @@ def main() -> None:
     print(f"bf16 autocast: {best['petridish_bf16'] / best['petridish_fp32']:.2f}x petridish fp32 "
           f"speed; final loss {loss['petridish_bf16']:.4f} vs fp32 {loss['petridish_fp32']:.4f} "
           f"(diff {loss['petridish_bf16'] - loss['petridish_fp32']:+.4f})")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(f"peak RSS: {peak:.0f} MiB")
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     print(f"ratio: {best['petridish_fp32'] / best['plain_peft_fp32']:.2f}")
 
 
