@@ -79,6 +79,8 @@ def test_train_stage_grows_an_organism_that_assays_sample(
 
     again = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
     assert again.exit_code == 0 and "train:bad: stored, skipped" in again.output
+    shown = runner.invoke(app, ["show", str(folder)], terminal_width=200)
+    assert "6 steps, loss" in shown.output and "4 responses" in shown.output
 
 
 @pytest.mark.parametrize(

@@ -28,11 +28,16 @@ def _when(t: float | None) -> str:
 
 def stage_table(folder: Path) -> Table:
     store = open_store(folder)
-    table = Table("stage", "status", "rows", "seconds", "key", title=f"run {folder.name}")
+    table = Table("stage", "status", "result", "seconds", "key", title=f"run {folder.name}")
     for s in store.stages():
         secs = f"{s.finished - s.started:.1f}" if s.finished and s.started else "-"
-        rows = str(s.info.get("responses", len(store.done_samples(s.key))))
-        table.add_row(s.name, s.status, rows, secs, s.key[:10])
+        if s.kind == "train":
+            log = store.train_log(s.key)
+            result = (f"{len(log)} steps, loss {log[0]['loss']:.2f} → {log[-1]['loss']:.2f}"
+                      if log else "-")
+        else:
+            result = f"{s.info.get('responses', len(store.done_samples(s.key)))} responses"
+        table.add_row(s.name, s.status, result, secs, s.key[:10])
     store.close()
     return table
 
