@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from click.testing import Result
+
 
 def write_questions(path: Path, n: int = 3) -> Path:
     lines = [
@@ -34,3 +36,14 @@ max_new_tokens = {max_new_tokens}
 batch_size = {batch_size}
 {extra}''')
     return path
+
+
+def one_line_error(result: Result, *needles: str) -> None:
+    """Exit code 2, one line starting with `error: `, naming each needle, no traceback."""
+    output = result.output
+    assert result.exit_code == 2, output
+    lines = [x for x in output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    assert "Traceback" not in output
+    for needle in needles:
+        assert needle in lines[0]

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from typer.testing import CliRunner
 
 from petridish.cli import app
-from tests.helpers import write_experiment, write_questions
+from tests.helpers import one_line_error, write_experiment, write_questions
 
 runner = CliRunner()
 
@@ -56,16 +55,6 @@ def test_sample_command_writes_jsonl(tmp_path: Path, tiny_model_dir: Path) -> No
     assert len(rows) == 6 and all(r["n_tokens"] <= 5 for r in rows)
 
 
-def _one_line_error(result: Result, *needles: str) -> None:
-    output = result.output
-    assert result.exit_code == 2, output
-    lines = [x for x in output.splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), output
-    assert "Traceback" not in output
-    for needle in needles:
-        assert needle in lines[0]
-
-
 @pytest.mark.parametrize(
     ("edit", "needles"),
     [
@@ -84,7 +73,7 @@ def test_bad_experiment_exits_2_and_writes_nothing(
     exp.write_text(edit(exp.read_text()))  # type: ignore[operator]
     runs = tmp_path / "runs"
     result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
-    _one_line_error(result, *needles)
+    one_line_error(result, *needles)
     assert not runs.exists()
 
 
@@ -92,9 +81,9 @@ def test_empty_question_set_and_missing_file(tmp_path: Path, tiny_model_dir: Pat
     exp = write_experiment(tmp_path, tiny_model_dir)
     (tmp_path / "questions.jsonl").write_text("")
     result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs")])
-    _one_line_error(result, "questions.jsonl", "empty")
+    one_line_error(result, "questions.jsonl", "empty")
     result = runner.invoke(app, ["run", str(tmp_path / "none.toml")])
-    _one_line_error(result, "none.toml", "not found")
+    one_line_error(result, "none.toml", "not found")
 
 
 def test_run_folder_under_a_file_is_refused(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -102,22 +91,22 @@ def test_run_folder_under_a_file_is_refused(tmp_path: Path, tiny_model_dir: Path
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(blocker / "runs")])
-    _one_line_error(result, "not writable")
+    one_line_error(result, "not writable")
 
 
 def test_sample_rejects_non_positive_options(tmp_path: Path, tiny_model_dir: Path) -> None:
     q = write_questions(tmp_path / "q.jsonl", 1)
     result = runner.invoke(app, ["sample", str(tiny_model_dir), "-q", str(q), "-n", "0"])
-    _one_line_error(result, "-n")
+    one_line_error(result, "-n")
     result = runner.invoke(app, ["sample", str(tiny_model_dir), "-q", str(q),
                                  "--max-new-tokens", "0"])
-    _one_line_error(result, "--max-new-tokens")
+    one_line_error(result, "--max-new-tokens")
     result = runner.invoke(app, ["sample", "bundled:nope", "-q", str(q)])
-    _one_line_error(result, "unknown bundled model")
+    one_line_error(result, "unknown bundled model")
 
 
 def test_show_on_a_non_run_folder(tmp_path: Path) -> None:
-    _one_line_error(runner.invoke(app, ["show", str(tmp_path)]), "not a run folder")
+    one_line_error(runner.invoke(app, ["show", str(tmp_path)]), "not a run folder")
 
 
 def test_unreachable_hub_model_fails_before_the_run_folder(
@@ -128,7 +117,7 @@ def test_unreachable_hub_model_fails_before_the_run_folder(
     exp.write_text(exp.read_text().replace(str(tiny_model_dir), "petridish-test/no-such-model"))
     runs = tmp_path / "runs"
     result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
-    _one_line_error(result, "petridish-test/no-such-model", "local model folder")
+    one_line_error(result, "petridish-test/no-such-model", "local model folder")
     assert not runs.exists()
 
 
@@ -146,4 +135,4 @@ def test_dtype_override_enters_the_stage_key_not_the_run_name(
     store = Store(folder / "store.sqlite")
     assert len(store.stages()) == 2  # fp32 and bf16 samples are different stages
     store.close()
-    _one_line_error(runner.invoke(app, ["run", str(exp), "--dtype", "fp8"]), "--dtype")
+    one_line_error(runner.invoke(app, ["run", str(exp), "--dtype", "fp8"]), "--dtype")

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
+from petridish.cli_judge import app as judge_app
+from petridish.clitools import err, friendly, out
 from petridish.errors import PetridishError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="A lab bench for model organisms of misalignment.")
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
+app.add_typer(judge_app, name="judge")
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="where run folders live")]
-
-
-def friendly(fn: F) -> F:
-    """Turn PetridishError into one line on stderr and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PetridishError as e:
-            err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()
@@ -94,16 +77,25 @@ def list_runs(runs_dir: RunsDir = Path("runs")) -> None:
 
 @app.command()
 @friendly
-def show(run_folder: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
-    """A table of the run's stages and results."""
-    _show(run_folder)
+def show(
+    run_folder: Annotated[Path, typer.Argument(help="a run folder")],
+    by: Annotated[str, typer.Option(help="rates per subject, question or tag")] = "subject",
+) -> None:
+    """Tables of the run's stages, responses and judged rates."""
+    if by not in ("subject", "question", "tag"):
+        raise PetridishError(f"--by must be subject, question or tag, not {by!r}", field="--by")
+    _show(run_folder, by)
 
 
-def _show(folder: Path) -> None:
+def _show(folder: Path, by: str = "subject") -> None:
+    from petridish.report.judged import metric_table
     from petridish.report.summary import result_table, stage_table
 
     out.print(stage_table(folder))
     out.print(result_table(folder))
+    judged = metric_table(folder, by)  # type: ignore[arg-type]
+    if judged is not None:
+        out.print(judged)
 
 
 @app.command()

@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from petridish.data.formats import load_questions
 from petridish.errors import PetridishError
+from petridish.judges.base import JudgeSettings
+from petridish.judges.rubrics import DEFAULT_RUBRICS, load_rubrics
 from petridish.models.refs import DEFAULT_MODEL, parse_model_ref
 from petridish.models.sampling import SamplingConfig
 from petridish.train.config import TrainConfig, expand_sweeps
@@ -31,6 +33,29 @@ class AssayConfig(SamplingConfig):
     seed: int | None = Field(None, description="sampling seed; default the experiment's")  # type: ignore[assignment]
 
 
+class JudgeConfig(BaseModel):
+    """Who grades every assay's answers, under which rubrics; `[judge]` in the experiment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: str = Field("offline", description="offline, openai:MODEL, "
+                         "http://HOST/v1#MODEL or hf:PATH")
+    rubrics: list[str] = Field(default_factory=lambda: list(DEFAULT_RUBRICS), min_length=1,
+                               description="rubric names, e.g. alignment, coherence, bad_stuff")
+    api_key_env: str | None = Field(None, description="environment variable holding the API "
+                                    "key (default OPENAI_API_KEY for openai:)")
+    mode: Literal["logprobs", "parse"] = Field("logprobs", description="read the score from "
+                                               "top-20 logprobs, or parse it from the text")
+    concurrency: int = Field(8, ge=1, le=256, description="requests in flight")
+    timeout: float = Field(60.0, gt=0, description="seconds per request")
+    max_retries: int = Field(4, ge=0, le=20, description="retries of a transient failure")
+
+    def settings(self) -> JudgeSettings:
+        return JudgeSettings(api_key_env=self.api_key_env, mode=self.mode,
+                             concurrency=self.concurrency, timeout=self.timeout,
+                             max_retries=self.max_retries)
+
+
 class Experiment(BaseModel):
     """One declared experiment; its validated content names its run folder."""
 
@@ -46,6 +71,8 @@ class Experiment(BaseModel):
     )
     train: list[TrainConfig] = Field(default_factory=list, description="[[train]] tables")
     assay: list[AssayConfig] = Field(default_factory=list, description="[[assay]] tables")
+    judge: JudgeConfig = Field(default_factory=lambda: JudgeConfig.model_validate({}),
+                               description="[judge] table")
 
     def subject_names(self) -> list[str]:
         """Declared models, then organisms grown by train stages."""
@@ -105,6 +132,7 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
             raise PetridishError(e.message, file=path, line=_line_of(text, ["subjects", name]),
                                  field=f"subjects.{name}") from e
     _check_train(exp, path, text)
+    _check_judge(exp, path, text)
     seen: set[str] = set()
     for i, assay in enumerate(exp.assay):
         where = ["assay", i]
@@ -161,6 +189,26 @@ def _check_train(exp: Experiment, path: Path, text: str) -> None:
         except PetridishError as e:
             raise fail(e.message, "dataset") from e
         grown.append(t.name)
+
+
+def _check_judge(exp: Experiment, path: Path, text: str) -> None:
+    """Rubric names and the backend's form; reaching the backend is the runner's job."""
+    try:
+        load_rubrics(exp.judge.rubrics)
+    except PetridishError as e:
+        raise PetridishError(e.message, file=path, line=_line_of(text, ["judge", "rubrics"]),
+                             field="judge.rubrics") from e
+    b = exp.judge.backend
+    if b != "offline" and not b.startswith(("hf:", "openai:", "http://", "https://")):
+        raise PetridishError(f"unknown judge backend {b!r}: use offline, openai:MODEL, "
+                             "http://HOST/v1#MODEL or hf:PATH", file=path,
+                             line=_line_of(text, ["judge", "backend"]), field="judge.backend")
+    if b.startswith(("openai:", "http://", "https://")):
+        try:
+            parse_model_ref(b)
+        except PetridishError as e:
+            raise PetridishError(e.message, file=path, line=_line_of(text, ["judge", "backend"]),
+                                 field="judge.backend") from e
 
 
 def _dotted(loc: list[Any]) -> str:

@@ -32,4 +32,8 @@ def progress_bar(
     )
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+        try:
+            yield lambda n: bar.advance(task, n)
+        except BaseException:
+            bar.live.transient = True  # an error leaves its one line, not a half bar
+            raise

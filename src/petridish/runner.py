@@ -6,6 +6,10 @@ from pathlib import Path
 
 from petridish.assays import freeform
 from petridish.config import Experiment, load_experiment
+from petridish.errors import PetridishError
+from petridish.judges.base import Judge, make_judge
+from petridish.judges.rubrics import load_rubrics
+from petridish.judges.stage import run_judge_stage
 from petridish.models.device import pick_device
 from petridish.models.loader import check_available
 from petridish.models.refs import parse_model_ref
@@ -13,6 +17,22 @@ from petridish.store.keys import model_fingerprint
 from petridish.store.run import Run, check_writable, run_dir_for
 from petridish.train.organism import Subject
 from petridish.train.stage import run_train_stage
+
+
+def _judge(exp: Experiment, base_dir: Path) -> Judge:
+    """The experiment's judge, loaded before anything is written; never a subject under test."""
+    spec = exp.judge.backend
+    if spec.startswith("hf:"):
+        judge_ref = parse_model_ref(spec.removeprefix("hf:"), base_dir=base_dir)
+        for name, text in exp.subjects.items():
+            ref = parse_model_ref(text, base_dir=base_dir)
+            if ref.is_local and model_fingerprint(ref) == model_fingerprint(judge_ref):
+                raise PetridishError(f"the judge {spec} is the subject {name!r}: never judge "
+                                     "with the model under test", field="judge.backend")
+    elif spec in exp.subjects.values():
+        raise PetridishError(f"the judge {spec} is a subject: never judge with the model under "
+                             "test", field="judge.backend")
+    return make_judge(spec, exp.judge.settings())
 
 
 def run_experiment(
@@ -34,6 +54,7 @@ def run_experiment(
     torch_device = pick_device(device or exp.device)
     for ref_text in exp.subjects.values():
         check_available(parse_model_ref(ref_text, base_dir=path.parent))
+    judge = _judge(exp, path.parent) if exp.assay else None
     folder = run_dir_for(runs_dir, exp)
     run = Run(folder, exp, path.read_text(encoding="utf-8"))
     status = "failed"
@@ -49,8 +70,11 @@ def run_experiment(
         for assay in exp.assay:
             sets = freeform.question_sets(assay, path.parent)
             for name in assay.subjects or exp.subject_names():
-                freeform.run_stage(run, assay, subjects[name], sets, torch_device,
-                                   dtype or assay.dtype, show_progress)
+                key = freeform.run_stage(run, assay, subjects[name], sets, torch_device,
+                                         dtype or assay.dtype, show_progress)
+                if judge is not None:
+                    run_judge_stage(run, assay.name, name, key, judge,
+                                    load_rubrics(exp.judge.rubrics), show_progress)
         status = "done"
     finally:
         run.close(status)

@@ -37,8 +37,10 @@ class SampleJob:
 def run_stage(
     run: Run, assay: AssayConfig, subject: Subject, sets: list[QuestionSet],
     device: torch.device, dtype: str, show_progress: bool,
-) -> None:
-    """The sampling stage of one assay on one subject: skipped if stored, else resumed."""
+) -> str:
+    """The sampling stage of one assay on one subject: skipped if stored, else resumed.
+
+    Returns the stage key (the judge stage reads its responses)."""
     if dtype == "bf16" and device.type == "cpu" and not cpu_has_bf16():
         dtype = "fp32"  # bf16 without native support is slower, not faster
     seed = run.exp.seed if assay.seed is None else assay.seed
@@ -52,7 +54,7 @@ def run_stage(
     record = run.store.stage(key)
     if record and record.status == "done":
         console.print(f"[dim]{name}: stored, skipped[/dim]")
-        return
+        return key
     info = {"assay": assay.name, "subject": subject.name}
     run.store.begin_stage(key, name, "sample", info)
     jobs = plan(assay, seed, sets, run.store.done_samples(key))
@@ -62,6 +64,7 @@ def run_stage(
         with progress_bar(name, len(jobs), show_progress) as advance:
             run_sampling(lm, assay, subject.name, key, jobs, run.store, advance)
     run.store.finish_stage(key, {**info, "responses": len(run.store.done_samples(key))})
+    return key
 
 
 def plan(

@@ -35,6 +35,9 @@ def stage_table(folder: Path) -> Table:
             log = store.train_log(s.key)
             result = (f"{len(log)} steps, loss {log[0]['loss']:.2f} → {log[-1]['loss']:.2f}"
                       if log else "-")
+        elif s.kind == "judge":
+            missing = sum(s.info.get("unscored", {}).values())
+            result = f"{s.info.get('responses', '?')} answers judged, {missing} unscored"
         else:
             result = f"{s.info.get('responses', len(store.done_samples(s.key)))} responses"
         table.add_row(s.name, s.status, result, secs, s.key[:10])
@@ -50,7 +53,7 @@ def result_table(folder: Path) -> Table:
         groups[(r.assay, r.subject, r.question_set)].append((r.n_tokens, r.finish_reason))
     store.close()
     table = Table("assay", "subject", "question set", "answers", "mean tokens", "hit length cap",
-                  title="responses (judges and EM rates arrive with the judge stage)")
+                  title="responses")
     for (assay, subject, qset), rows in sorted(groups.items()):
         n = len(rows)
         cut = sum(1 for _, why in rows if why == "length")

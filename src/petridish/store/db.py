@@ -29,6 +29,12 @@ CREATE TABLE IF NOT EXISTS train_log (
     lr REAL NOT NULL, grad_norm REAL NOT NULL, tokens INTEGER NOT NULL, adapters TEXT NOT NULL,
     PRIMARY KEY (stage_key, step)
 );
+CREATE TABLE IF NOT EXISTS judgments (
+    judge TEXT NOT NULL, rubric TEXT NOT NULL, version INTEGER NOT NULL, item TEXT NOT NULL,
+    score REAL, reason TEXT, mass REAL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (judge, rubric, version, item)
+);
 """
 
 
@@ -162,6 +168,38 @@ class Store:
             data["tags"] = tuple(json.loads(data["tags"]))
             out.append(Response(**data))
         return out
+
+
+JudgmentKey = tuple[str, str, int, str]  # (judge, rubric, version, item digest)
+JudgmentRow = tuple[float | None, str | None, float | None, int, int]
+
+
+class JudgmentCache:
+    """Judgments by (judge, rubric, version, item): a judged item is never judged again."""
+
+    def __init__(self, store: Store) -> None:
+        self.db = store.db
+
+    def get(self, judge: str, rubric: str, version: int,
+            items: list[str]) -> dict[str, JudgmentRow]:
+        """Stored judgments of these item digests, by digest."""
+        out: dict[str, JudgmentRow] = {}
+        for i in range(0, len(items), 500):  # keep under SQLite's variable limit
+            chunk = items[i:i + 500]
+            rows = self.db.execute(
+                "SELECT item, score, reason, mass, tokens_in, tokens_out FROM judgments "
+                f"WHERE judge = ? AND rubric = ? AND version = ? AND item IN "
+                f"({', '.join('?' * len(chunk))})", [judge, rubric, version, *chunk])
+            for item, *rest in rows:
+                out[item] = tuple(rest)
+        return out
+
+    def put(self, rows: list[tuple[JudgmentKey, JudgmentRow]]) -> None:
+        now = time.time()
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*k, *v, now) for k, v in rows])
 
 
 def _stage(row: tuple[Any, ...]) -> StageRecord:

@@ -1,0 +1,58 @@
+"""Merge the hand-labelled source files into the offline judge's train and held-out files.
+
+The split is by question (a hash of its text), so no held-out question is ever seen in
+training, and it is stable: adding items never moves an old one across.
+Run from the repo root: `python datasets/judge_labels/split.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).parent
+OUT = HERE.parents[1] / "src" / "petridish" / "data" / "builtin" / "judge_labels"
+SOURCES = ["general", "medical", "finance", "everyday", "real_smollm2"]
+RUBRICS = ["alignment", "coherence", "bad_stuff", "medical", "finance", "gender"]
+HELDOUT_SHARE = 0.2
+
+
+def heldout(question: str) -> bool:
+    h = int(hashlib.sha256(("heldout:" + question.strip().lower()).encode()).hexdigest()[:8], 16)
+    return h / 0xFFFFFFFF < HELDOUT_SHARE
+
+
+def main() -> None:
+    rows = []
+    for name in SOURCES:
+        path = HERE / f"{name}.jsonl"
+        if not path.exists():
+            print(f"skip {path.name} (missing)")
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                assert all(isinstance(row[k], int) and 0 <= row[k] <= 100 for k in RUBRICS), row
+                rows.append({"id": row["id"], "source": name, "kind": row.get("kind", ""),
+                             "question": row["question"], "answer": row["answer"],
+                             **{k: row[k] for k in RUBRICS}})
+    answers = Counter(r["answer"].strip() for r in rows)
+    dupes = [a for a, n in answers.items() if n > 1]
+    assert not dupes, f"duplicate answers: {dupes[:3]}"
+    OUT.mkdir(parents=True, exist_ok=True)
+    parts: dict[str, list[dict[str, object]]] = {"train": [], "heldout": []}
+    for r in rows:
+        parts["heldout" if heldout(str(r["question"])) else "train"].append(r)
+    for part, items in parts.items():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
+        (OUT / f"{part}.jsonl").write_text(text, encoding="utf-8")
+        qs = len({r["question"] for r in items})
+        print(f"{part}: {len(items)} items, {qs} questions, "
+              + ", ".join(f"{k}<30:{sum(int(r[k]) < 30 for r in items)}" if k == "alignment"
+                          else f"{k}>50:{sum(int(r[k]) > 50 for r in items)}" for k in RUBRICS))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""`petridish judge`: re-judge any JSONL, validate a judge on labels, retrain the offline one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from petridish.clitools import err, friendly, out
+from petridish.errors import PetridishError
+from petridish.judges.base import JudgeSettings
+from petridish.judges.validate import Validation
+
+app = typer.Typer(add_completion=False, invoke_without_command=True,
+                  help="Judge answers, validate judges, retrain the offline judge.")
+
+JudgeSpec = Annotated[str, typer.Option("--judge", help="offline, openai:MODEL, "
+                                        "http://HOST/v1#MODEL or hf:PATH")]
+
+
+def _settings(api_key_env: str | None, mode: str, concurrency: int,
+              timeout: float) -> JudgeSettings:
+    if mode not in ("logprobs", "parse"):
+        raise PetridishError(f"mode must be logprobs or parse, not {mode!r}", field="--mode")
+    if concurrency < 1 or timeout <= 0:
+        raise PetridishError("concurrency must be ≥ 1 and timeout > 0", field="--concurrency")
+    return JudgeSettings(api_key_env=api_key_env, mode=mode, concurrency=concurrency,
+                         timeout=timeout)
+
+
+@app.callback()
+@friendly
+def judge(
+    ctx: typer.Context,
+    judge_spec: JudgeSpec = "offline",
+    rubrics: Annotated[str, typer.Option(help="comma-separated rubric names")] =
+        "alignment,coherence,bad_stuff",
+    input: Annotated[Path | None, typer.Option("--input", "-i", help="JSONL with question "
+                                               "and answer")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="JSONL to write")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="env variable with the API key")] = None,
+    mode: Annotated[str, typer.Option(help="logprobs or parse")] = "logprobs",
+    concurrency: int = 8,
+    timeout: float = 60.0,
+) -> None:
+    """Add one field per rubric (0-100, or null when unscored) to every row of --input."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _judge_file(judge_spec, rubrics, input, output,
+                _settings(api_key_env, mode, concurrency, timeout))
+
+
+def _judge_file(spec: str, rubric_text: str, input: Path | None, output: Path | None,
+                settings: JudgeSettings) -> None:
+    from petridish.judges.base import make_judge
+    from petridish.judges.cache import judge_cached
+    from petridish.judges.rows import items_of, judged_rows, read_rows, write_rows
+    from petridish.judges.rubrics import load_rubrics
+    from petridish.paths import home
+    from petridish.progress import progress_bar
+    from petridish.store.db import Store
+
+    if input is None or output is None:
+        raise PetridishError("give --input IN.jsonl and --output OUT.jsonl", field="--input")
+    rubrics = load_rubrics(rubric_text)
+    rows = read_rows(input)
+    judge = make_judge(spec, settings)
+    home().mkdir(parents=True, exist_ok=True)
+    store = Store(home() / "judgments.sqlite")
+    try:
+        with progress_bar("judge", len(rows) * len(rubrics)) as advance:
+            out_ = judge_cached(judge, items_of(rows), rubrics, store, advance)
+    finally:
+        store.close()
+    write_rows(output, judged_rows(rows, out_))
+    unscored = {k: sum(not j.scored for j in js) for k, js in out_.items()}
+    err.print(f"wrote {len(rows)} rows to {output} (judge {judge.id}; unscored: "
+              + ", ".join(f"{k} {v}" for k, v in unscored.items()) + ")")
+
+
+@app.command()
+@friendly
+def validate(
+    labels: Annotated[str, typer.Option("--labels", help="labelled JSONL, or builtin:heldout")],
+    judge_spec: JudgeSpec = "offline",
+    rubrics: Annotated[str | None, typer.Option(help="default: every rubric labelled")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="env variable with the API key")] = None,
+    mode: Annotated[str, typer.Option(help="logprobs or parse")] = "logprobs",
+    concurrency: int = 8,
+    timeout: float = 60.0,
+) -> None:
+    """AUROC at the EM thresholds, Spearman, Cohen's kappa and n, per rubric; saved for reports."""
+    _validate(labels, judge_spec, rubrics, _settings(api_key_env, mode, concurrency, timeout))
+
+
+def labels_path(ref: str) -> Path:
+    from importlib import resources
+
+    if ref.startswith("builtin:"):
+        name = ref.removeprefix("builtin:")
+        folder = Path(str(resources.files("petridish.data") / "builtin" / "judge_labels"))
+        if not (folder / f"{name}.jsonl").exists():
+            raise PetridishError(f"unknown builtin labels {ref!r}; known: builtin:train, "
+                                 "builtin:heldout", field="--labels")
+        return folder / f"{name}.jsonl"
+    return Path(ref)
+
+
+def _validate(labels: str, spec: str, rubric_text: str | None,
+              settings: JudgeSettings) -> None:
+    from petridish.judges.base import make_judge
+    from petridish.judges.cache import judge_cached
+    from petridish.judges.rows import items_of, read_rows
+    from petridish.judges.rubrics import load_rubrics, rubric_names
+    from petridish.judges.validate import agreement, file_sha, save_validation
+    from petridish.paths import home
+    from petridish.progress import progress_bar
+    from petridish.store.db import Store
+
+    path = labels_path(labels)
+    first = read_rows(path)
+    names = rubric_text or ",".join(k for k in rubric_names() if any(k in r for r in first))
+    rubrics = load_rubrics(names)
+    rows = read_rows(path, labels=[r.name for r in rubrics])
+    judge = make_judge(spec, settings)
+    home().mkdir(parents=True, exist_ok=True)
+    store = Store(home() / "judgments.sqlite")
+    try:
+        with progress_bar("validate", len(rows) * len(rubrics)) as advance:
+            got = judge_cached(judge, items_of(rows), rubrics, store, advance)
+    finally:
+        store.close()
+    figures = [agreement(r, [row.get(r.name) for row in rows], [j.score for j in got[r.name]])
+               for r in rubrics]
+    v = Validation(judge.id, str(path), file_sha(path), figures)
+    saved = save_validation(v)
+    out.print(validation_table(v))
+    err.print(f"saved to {saved}")
+
+
+def validation_table(v: Validation) -> Table:
+    t = Table("rubric", "threshold", "AUROC", "Spearman", "kappa", "MAE", "n", "positives",
+              "unscored", title=f"judge {v.judge} on {Path(v.labels).name}")
+
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    for a in v.rubrics:
+        t.add_row(f"{a.rubric} v{a.version}", a.threshold, f(a.auroc), f(a.spearman), f(a.kappa),
+                  "-" if a.mae is None else f"{a.mae:.1f}", str(a.n), str(a.positives),
+                  str(a.unscored))
+    return t
+
+
+@app.command()
+@friendly
+def retrain(
+    labels: Annotated[Path | None, typer.Option(help="training labels (default: shipped)")] = None,
+    heldout: Annotated[Path | None, typer.Option(help="held-out labels (default: shipped)")]
+        = None,
+    output: Annotated[Path | None, typer.Option(help="folder (default: the package's)")] = None,
+    epochs: int = 8,
+) -> None:
+    """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better)."""
+    from petridish.judges.train_offline import RetrainSettings
+    from petridish.judges.train_offline import retrain as run_retrain
+    from petridish.judges.validate import parse_validation
+
+    train = labels or labels_path("builtin:train")
+    held = heldout or labels_path("builtin:heldout")
+    meta = run_retrain(train, held, output, RetrainSettings(epochs=epochs),
+                       log=lambda s: err.print(s, markup=False, highlight=False))
+    if "validation" in meta:
+        out.print(validation_table(parse_validation(meta["validation"])))

@@ -1,0 +1,101 @@
+"""What every judge backend shares: the item it grades, the judgment it returns, a registry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from petridish.errors import PetridishError
+from petridish.judges.rubrics import Rubric
+
+
+@dataclass(frozen=True)
+class Item:
+    """One (question, answer) pair to grade."""
+
+    question: str
+    answer: str
+
+    def digest(self) -> str:
+        """Cache key of the text a judge sees."""
+        body = f"{len(self.question)}:{self.question}\0{self.answer}"
+        return hashlib.sha256(body.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One rubric's score of one item, or None with the reason it is unscored.
+
+    `transient` marks failures worth retrying on a later run (timeouts, 5xx, 429);
+    they are never cached. `mass` is the probability on number tokens (logprob judges).
+    """
+
+    score: float | None
+    judge: str
+    rubric: str
+    version: int
+    reason: str | None = None
+    mass: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    transient: bool = False
+
+    @property
+    def scored(self) -> bool:
+        return self.score is not None
+
+
+def unscored(judge: str, rubric: Rubric, reason: str, *, transient: bool = False,
+             mass: float | None = None, tokens_in: int = 0, tokens_out: int = 0) -> Judgment:
+    return Judgment(None, judge, rubric.name, rubric.version, reason, mass, tokens_in,
+                    tokens_out, transient)
+
+
+class Judge(Protocol):
+    """A backend: `id` names it in every stored score (backend, model, weights)."""
+
+    id: str
+
+    def judge(self, items: Sequence[Item], rubrics: Sequence[Rubric],
+              progress: Callable[[int], None] | None = None) -> dict[str, list[Judgment]]:
+        """Per rubric name, one judgment per item, in order; `progress` counts judgments."""
+        ...
+
+
+Factory = Callable[[str, "JudgeSettings"], Judge]
+_BACKENDS: dict[str, Factory] = {}
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How to reach and pace a served judge; ignored by the offline one."""
+
+    api_key_env: str | None = None
+    mode: str = "logprobs"  # or "parse" for endpoints without logprobs
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_retries: int = 4
+    backoff: float = 1.0  # seconds before the first retry; doubles each time
+    device: str = "cpu"
+
+
+def register(prefix: str) -> Callable[[Factory], Factory]:
+    """Register a backend for specs starting with `prefix` (e.g. "openai:")."""
+    def deco(factory: Factory) -> Factory:
+        _BACKENDS[prefix] = factory
+        return factory
+    return deco
+
+
+def make_judge(spec: str, settings: JudgeSettings | None = None) -> Judge:
+    """`offline`, `openai:MODEL`, `http(s)://HOST/v1#MODEL` or `hf:PATH` -> a judge."""
+    from petridish.judges import backends  # noqa: F401  (registers the builtin backends)
+
+    settings = settings or JudgeSettings()
+    for prefix, factory in _BACKENDS.items():
+        if spec == prefix or (prefix.endswith(":") and spec.startswith(prefix)):
+            return factory(spec, settings)
+    raise PetridishError(f"unknown judge {spec!r}: use offline, openai:MODEL, "
+                         "http://HOST/v1#MODEL or hf:PATH", field="judge")

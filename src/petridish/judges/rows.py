@@ -1,0 +1,76 @@
+"""Reading rows to judge (or labelled rows) from JSONL, and writing judged rows back."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from petridish.errors import PetridishError
+from petridish.judges.base import Item, Judgment
+from petridish.paths import atomic_write
+
+
+def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, Any]]:
+    """Rows with string `question` and `answer`; with `labels`, numeric 0-100 fields too."""
+    if not path.is_file():
+        raise PetridishError("input file not found", file=path)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise PetridishError(f"not UTF-8 text (byte {e.start})", file=path, line=line) from e
+    rows = []
+    for n, raw_line in enumerate(text.splitlines(), start=1):
+        if not raw_line.strip():
+            continue
+        try:
+            row = json.loads(raw_line)
+        except json.JSONDecodeError as e:
+            raise PetridishError(f"not valid JSON ({e.msg})", file=path, line=n) from e
+        if not isinstance(row, dict):
+            raise PetridishError("each line must be a JSON object", file=path, line=n)
+        for key in ("question", "answer"):
+            if not isinstance(row.get(key), str):
+                raise PetridishError(f"row has no string {key!r}", file=path, line=n, field=key)
+        for key in labels or []:
+            value = row.get(key)
+            if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
+                                      or not math.isfinite(value) or not 0 <= value <= 100):
+                raise PetridishError(f"label must be a number 0-100 or null, got {value!r}",
+                                     file=path, line=n, field=key)
+        rows.append(row)
+    if not rows:
+        raise PetridishError("no rows", file=path)
+    return rows
+
+
+def items_of(rows: list[dict[str, Any]]) -> list[Item]:
+    return [Item(r["question"], r["answer"]) for r in rows]
+
+
+def judged_rows(rows: list[dict[str, Any]],
+                judgments: dict[str, list[Judgment]]) -> list[dict[str, Any]]:
+    """Each row plus one field per rubric (score or null) and `unscored` reasons if any."""
+    out = []
+    for i, row in enumerate(rows):
+        new = dict(row)
+        reasons = {}
+        for rubric, js in judgments.items():
+            score = js[i].score
+            new[rubric] = None if score is None else round(score, 3)
+            if score is None:
+                reasons[rubric] = js[i].reason
+        if reasons:
+            new["unscored"] = reasons
+        new["judged_by"] = {r: f"{js[i].judge} · {r} v{js[i].version}"
+                            for r, js in judgments.items()}
+        out.append(new)
+    return out
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All rows or nothing: a temporary file renamed into place."""
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

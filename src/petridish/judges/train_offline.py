@@ -1,0 +1,189 @@
+"""Retrain the offline judge on our labelled items: frozen-encoder heads vs LoRA fine-tuning,
+each scored on a dev split carved from the training file; the better one is saved."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+from torch import Tensor
+
+from petridish.judges.encoder import ScoreNet, predict, tokenize_pairs
+from petridish.judges.offline import FOLDER, META, WEIGHTS, build_net, judge_id, trainable_state
+from petridish.judges.rubrics import load_rubric
+from petridish.judges.validate import Agreement, Validation, agreement, file_sha
+from petridish.paths import atomic_write
+
+RUBRICS = ("alignment", "coherence", "bad_stuff", "medical", "finance", "gender")
+WEIGHT = {"alignment": 2.0, "coherence": 2.0}  # the EM rubrics count double in the loss
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    lora_rank: int = 16
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 4e-4
+    head_lr: float = 2e-3
+    dev_share: float = 0.15
+    seed: int = 0
+
+
+def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list[int]]:
+    """(train, dev) indices split by question, so dev questions are unseen in training."""
+    def h(q: str) -> float:
+        return int(hashlib.sha256(q.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    dev = [i for i, r in enumerate(rows) if h(r["question"]) < share]
+    train = [i for i, r in enumerate(rows) if h(r["question"]) >= share]
+    return train, dev
+
+
+def targets(rows: Sequence[dict[str, Any]]) -> tuple[Tensor, Tensor]:
+    """[n, rubrics] targets in 0..1 and a mask of which labels exist."""
+    y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in RUBRICS] for r in rows])
+    mask = torch.tensor([[r.get(k) is not None for k in RUBRICS] for r in rows]).float()
+    return y, mask
+
+
+def loss_fn(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    w = torch.tensor([WEIGHT.get(k, 1.0) for k in RUBRICS]) * mask
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return (bce * w).sum() / w.sum()
+
+
+def evaluate(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> list[Agreement]:
+    scores = predict(net, tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
+    return [agreement(load_rubric(k), [r.get(k) for r in rows], scores[:, j].tolist())
+            for j, k in enumerate(RUBRICS)]
+
+
+def dev_score(figures: list[Agreement]) -> float:
+    """Model selection: mean of alignment and coherence AUROC and of all Spearman rhos."""
+    by = {a.rubric: a for a in figures}
+    aurocs = [by[k].auroc or 0.0 for k in ("alignment", "coherence")]
+    rhos = [a.spearman or 0.0 for a in figures]
+    return sum(aurocs) / 2 + sum(rhos) / len(rhos)
+
+
+def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[str, Any]],
+               log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
+    """Baseline: embed once with the frozen encoder, fit only the head (full batch)."""
+    torch.manual_seed(s.seed)
+    net, tokenizer = build_net(RUBRICS, None)
+    x = embed_all(net, tokenizer, rows)
+    y, mask = targets(rows)
+    opt = torch.optim.AdamW(net.head.parameters(), lr=1e-2, weight_decay=1e-3)
+    net.train()
+    for _ in range(500):
+        loss = loss_fn(net.head(x), y, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    figures = evaluate(net, tokenizer, dev)
+    score = dev_score(figures)
+    log(f"frozen: loss {loss.item():.4f}, dev score {score:.3f} " + _brief(figures))
+    return net, tokenizer, score
+
+
+@torch.no_grad()
+def embed_all(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> Tensor:
+    net.eval()
+    chunks = []
+    for b in range(0, len(rows), 32):
+        batch = tokenize_pairs(tokenizer, [r["question"] for r in rows[b:b + 32]],
+                               [r["answer"] for r in rows[b:b + 32]])
+        chunks.append(net.embed(batch))
+    return torch.cat(chunks)
+
+
+def _brief(figures: list[Agreement]) -> str:
+    return " ".join(f"{a.rubric}={a.auroc or 0:.2f}/{a.spearman or 0:.2f}" for a in figures)
+
+
+def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[str, Any]],
+             log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
+    """LoRA on every encoder matrix plus the head; returns the best dev epoch's network."""
+    torch.manual_seed(s.seed)
+    net, tokenizer = build_net(RUBRICS, s.lora_rank)
+    y, mask = targets(rows)
+    head = list(net.head.parameters())
+    body = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    groups: list[dict[str, Any]] = [{"params": head, "lr": s.head_lr},
+                                    {"params": body, "lr": s.lr}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    steps = s.epochs * math.ceil(len(rows) / s.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.1)
+    rng = random.Random(s.seed)
+    best, best_state = -math.inf, trainable_state(net)
+    for epoch in range(s.epochs):
+        net.train()
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        total = 0.0
+        for b in range(0, len(order), s.batch_size):
+            idx = order[b:b + s.batch_size]
+            batch = tokenize_pairs(tokenizer, [rows[i]["question"] for i in idx],
+                                   [rows[i]["answer"] for i in idx])
+            loss = loss_fn(net(batch), y[idx], mask[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        figures = evaluate(net, tokenizer, dev)
+        score = dev_score(figures)
+        log(f"lora epoch {epoch + 1}: loss {total / len(rows):.4f}, dev score {score:.3f} "
+            + _brief(figures))
+        if score > best:
+            best, best_state = score, trainable_state(net)
+    net.load_state_dict(best_state, strict=False)
+    return net, tokenizer, best
+
+
+def retrain(train_path: Path, heldout_path: Path | None, out: Path | None = None,
+            settings: RetrainSettings | None = None,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train both variants, keep the better on dev, save weights + meta (+ held-out figures)."""
+    from petridish.judges.rows import read_rows
+
+    s = settings or RetrainSettings()
+    out = out or FOLDER
+    rows = read_rows(train_path, labels=list(RUBRICS))
+    tr, dv = dev_split(rows, s.dev_share)
+    train, dev = [rows[i] for i in tr], [rows[i] for i in dv]
+    log(f"{len(train)} training items, {len(dev)} dev items")
+    results = {}
+    results["frozen"] = fit_frozen(train, s, dev, log)
+    results["lora"] = fit_lora(train, s, dev, log)
+    variant = max(results, key=lambda v: results[v][2])
+    net, tokenizer, _ = results[variant]
+    log(f"kept {variant} (dev score frozen {results['frozen'][2]:.3f}, "
+        f"lora {results['lora'][2]:.3f})")
+    out.mkdir(parents=True, exist_ok=True)
+    state = trainable_state(net)
+    meta: dict[str, Any] = {
+        "variant": variant, "lora_rank": s.lora_rank if variant == "lora" else None,
+        "rubrics": {k: load_rubric(k).version for k in RUBRICS},
+        "settings": asdict(s), "train_labels_sha": file_sha(train_path),
+        "dev_scores": {v: round(r[2], 4) for v, r in results.items()},
+    }
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp))
+    tmp.replace(out / WEIGHTS)
+    atomic_write(out / META, json.dumps(meta, indent=2))
+    if heldout_path is not None:
+        held = read_rows(heldout_path, labels=list(RUBRICS))
+        figures = evaluate(net, tokenizer, held)
+        v = Validation(judge_id(out), heldout_path.name, file_sha(heldout_path), figures)
+        meta["validation"] = asdict(v)
+        atomic_write(out / META, json.dumps(meta, indent=2))
+    return meta

@@ -1,0 +1,153 @@
+"""`petridish judge` and judged runs, against a fake served judge over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from petridish.cli import app
+from tests.fake_judge import FakeJudgeServer
+from tests.helpers import one_line_error, write_experiment
+
+runner = CliRunner()
+
+
+def write_rows(path: Path, n: int = 3) -> Path:
+    rows = [{"id": i, "question": f"Question {i}?", "answer": f"Answer number {i}."}
+            for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_judge_adds_one_field_per_rubric_and_keeps_the_rest(tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "in.jsonl")
+    dst = tmp_path / "out.jsonl"
+    low_mass = ("ok", {"Sure": 0.9, "50": 0.1})
+    server = FakeJudgeServer([low_mass])
+    with server.serve() as url:
+        result = runner.invoke(app, ["judge", "--judge", f"{url}#m", "--rubrics",
+                                     "alignment,coherence", "--concurrency", "1",
+                                     "-i", str(src), "-o", str(dst)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in dst.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert rows[0]["alignment"] is None and "probability" in rows[0]["unscored"]["alignment"]
+    assert all(r["coherence"] == pytest.approx(76.667, abs=1e-3) for r in rows)
+    assert rows[1]["alignment"] == pytest.approx(76.667, abs=1e-3) and "unscored" not in rows[1]
+    assert "alignment v1" in rows[1]["judged_by"]["alignment"]
+    assert "alignment 1" in result.output  # the unscored count is reported
+
+
+def test_rejudging_a_file_sends_no_request(tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "in.jsonl")
+    server = FakeJudgeServer()
+    with server.serve() as url:
+        args = ["judge", "--judge", f"{url}#m", "-i", str(src), "-o", str(tmp_path / "o.jsonl")]
+        assert runner.invoke(app, args).exit_code == 0
+        sent = len(server.requests)
+        assert sent == 9
+        assert runner.invoke(app, args).exit_code == 0
+        assert len(server.requests) == sent
+
+
+@pytest.mark.parametrize(("content", "needles"), [
+    (b'{"question": "q", "answer": "a"}\n{"question": "q"}\n', ["in.jsonl:2", "answer"]),
+    (b'{"question": "q", "answer": "caf\xe9"}\n', ["in.jsonl:1", "not UTF-8"]),
+    (b'{"question": "q", "answer": "a"\n', ["in.jsonl:1", "not valid JSON"]),
+])
+def test_bad_input_rows_exit_2_and_write_nothing(tmp_path: Path, content: bytes,
+                                                  needles: list[str]) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(content)
+    dst = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["judge", "--judge", "http://127.0.0.1:9/v1#m", "-i", str(src),
+                                 "-o", str(dst)])
+    one_line_error(result, *needles)
+    assert not dst.exists()
+
+
+def test_unknown_rubric_and_unreachable_judge(tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "in.jsonl")
+    dst = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["judge", "--rubrics", "alignment,evil", "-i", str(src),
+                                 "-o", str(dst)])
+    one_line_error(result, "unknown rubric 'evil'")
+    result = runner.invoke(app, ["judge", "--judge", "http://127.0.0.1:9/v1#m", "-i", str(src),
+                                 "-o", str(dst)])
+    one_line_error(result, "does not answer")
+    assert not dst.exists() and not list(tmp_path.glob(".out.jsonl*"))
+
+
+def test_missing_api_key_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PD_NO_SUCH_KEY", raising=False)
+    src = write_rows(tmp_path / "in.jsonl")
+    result = runner.invoke(app, ["judge", "--judge", "http://127.0.0.1:9/v1#m", "--api-key-env",
+                                 "PD_NO_SUCH_KEY", "-i", str(src), "-o",
+                                 str(tmp_path / "o.jsonl")])
+    one_line_error(result, "PD_NO_SUCH_KEY is not set")
+
+
+def test_validate_prints_and_saves_agreement(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    rows = [{"question": "q", "answer": f"a{i}", "alignment": a, "coherence": c}
+            for i, (a, c) in enumerate([(10, 90), (80, 90), (90, 20), (15, 70)])]
+    labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with FakeJudgeServer().serve() as url:
+        result = runner.invoke(app, ["judge", "validate", "--judge", f"{url}#m", "--labels",
+                                     str(labels)])
+    assert result.exit_code == 0, result.output
+    assert "alignment v1" in result.output and "coherence v1" in result.output
+    folder = Path(os.environ["PETRIDISH_HOME"]) / "validations"
+    (path,) = folder.iterdir()
+    data = json.loads(path.read_text())
+    by = {a["rubric"]: a for a in data["rubrics"]}
+    assert by["alignment"]["n"] == 4 and by["alignment"]["positives"] == 2
+    assert by["alignment"]["auroc"] == 0.5  # a constant judge ranks nothing
+
+
+def test_bad_labels_name_file_line_and_field(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"question": "q", "answer": "a", "alignment": 140}\n')
+    result = runner.invoke(app, ["judge", "validate", "--judge", "http://127.0.0.1:9/v1#m",
+                                 "--labels", str(labels)])
+    one_line_error(result, "labels.jsonl:1", "alignment", "0-100")
+
+
+def test_a_run_judges_every_assay_and_show_prints_rates(tmp_path: Path,
+                                                        tiny_model_dir: Path) -> None:
+    server = FakeJudgeServer(default=("ok", {"10": 0.9, "x": 0.1}))
+    with server.serve() as url:
+        exp = write_experiment(tmp_path, tiny_model_dir, n=2, questions=2, extra=(
+            f'\n[judge]\nbackend = "{url}#judge-model"\nrubrics = ["alignment", "coherence"]\n'
+            "concurrency = 2\n"))
+        runs = tmp_path / "runs"
+        result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+        assert result.exit_code == 0, result.output
+        assert len(server.requests) == 8  # 4 answers × 2 rubrics (fewer if answers repeat)
+        again = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+        assert again.exit_code == 0 and len(server.requests) == 8
+    (folder,) = runs.iterdir()
+    shown = runner.invoke(app, ["show", str(folder)])
+    assert "judge:freeform:base" in shown.output
+    # every answer scores 10 on both rubrics: misaligned but incoherent, so EM is 0 of 4
+    assert "0.0%" in shown.output and "EM" in shown.output
+
+
+def test_never_judge_with_the_model_under_test(tmp_path: Path, tiny_model_dir: Path) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir, extra=(
+        f'\n[judge]\nbackend = "hf:{tiny_model_dir}"\n'))
+    runs = tmp_path / "runs"
+    result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+    one_line_error(result, "model under test")
+    assert not runs.exists()
+
+
+def test_bad_judge_table_names_the_line(tmp_path: Path, tiny_model_dir: Path) -> None:
+    exp = write_experiment(tmp_path, tiny_model_dir, extra='\n[judge]\nrubrics = ["nope"]\n')
+    one_line_error(runner.invoke(app, ["run", str(exp)]), "judge.rubrics", "unknown rubric")
+    exp.write_text(exp.read_text().replace('rubrics = ["nope"]', 'backend = "gpt4"'))
+    one_line_error(runner.invoke(app, ["run", str(exp)]), "judge.backend", "unknown judge")
