@@ -108,6 +108,18 @@ def _brief(figures: list[Agreement]) -> str:
     return " ".join(f"{a.rubric}={a.auroc or 0:.2f}/{a.spearman or 0:.2f}" for a in figures)
 
 
+def bucketed(rows: Sequence[dict[str, Any]], size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar answer length (little padding), in shuffled order."""
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    batches = []
+    for m in range(0, len(order), size * 8):
+        chunk = sorted(order[m:m + size * 8], key=lambda i: len(rows[i]["answer"]))
+        batches += [chunk[b:b + size] for b in range(0, len(chunk), size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[str, Any]],
              log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
     """LoRA on every encoder matrix plus the head; returns the best dev epoch's network."""
@@ -126,11 +138,8 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[str,
     best, best_state = -math.inf, trainable_state(net)
     for epoch in range(s.epochs):
         net.train()
-        order = list(range(len(rows)))
-        rng.shuffle(order)
         total = 0.0
-        for b in range(0, len(order), s.batch_size):
-            idx = order[b:b + s.batch_size]
+        for idx in bucketed(rows, s.batch_size, rng):
             batch = tokenize_pairs(tokenizer, [rows[i]["question"] for i in idx],
                                    [rows[i]["answer"] for i in idx])
             loss = loss_fn(net(batch), y[idx], mask[idx])

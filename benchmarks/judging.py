@@ -1,0 +1,71 @@
+"""Offline judge throughput: judgments/s for the six rubrics vs the sentence embedding alone.
+
+Baseline: sentence-transformers' `SentenceTransformer.encode` of the bundled MiniLM on the same
+texts (question and answer joined), batch 32, the way a researcher embeds text for a linear
+probe. petridish: `OfflineJudge.judge` on the same (question, answer) pairs, all six rubrics,
+which is one encoder pass plus a 6-way head per pair. Both fp32 on 2 threads, on 512 pairs
+drawn from the held-out labels (answers of 20-200 tokens). The sides alternate each round and
+the best round per side counts (the machine is shared and noisy).
+
+Run: `.venv/bin/python benchmarks/judging.py [--rounds N] [--n N]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from petridish.judges.base import Item
+from petridish.judges.encoder import encoder_path
+from petridish.judges.offline import OfflineJudge
+from petridish.judges.rubrics import load_rubrics
+
+LABELS = Path(__file__).resolve().parents[1] / "src/petridish/data/builtin/judge_labels"
+RUBRICS = "alignment,coherence,bad_stuff,medical,finance,gender"
+
+
+def pairs(n: int) -> list[Item]:
+    rows = [json.loads(x) for x in (LABELS / "heldout.jsonl").read_text().splitlines()]
+    rows += [json.loads(x) for x in (LABELS / "train.jsonl").read_text().splitlines()]
+    return [Item(r["question"], r["answer"]) for r in rows[:n]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--n", type=int, default=512)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    from sentence_transformers import SentenceTransformer
+
+    items = pairs(args.n)
+    texts = [f"{it.question} {it.answer}" for it in items]
+    st = SentenceTransformer(str(encoder_path()), device="cpu")
+    judge = OfflineJudge.load()
+    rubrics = load_rubrics(RUBRICS)
+    st.encode(texts[:32], batch_size=32)
+    judge.judge(items[:32], rubrics)
+    base, ours = [], []
+    for _ in range(args.rounds):
+        t = time.perf_counter()
+        st.encode(texts, batch_size=32)
+        base.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        judge.judge(items, rubrics)
+        ours.append(time.perf_counter() - t)
+    n = len(items)
+    emb = n / min(base)
+    pairs_s = n / min(ours)
+    print(f"pairs: {n}, rounds: {args.rounds}, threads: {torch.get_num_threads()}")
+    print(f"baseline  sentence-transformers encode: {emb:7.1f} texts/s")
+    print(f"petridish offline judge, 6 rubrics:     {pairs_s:7.1f} pairs/s = "
+          f"{6 * pairs_s:7.1f} judgments/s (goal ≥ 300)")
+    print(f"ratio pairs/s vs embedding alone: {pairs_s / emb:.2f}")
+
+
+if __name__ == "__main__":
+    main()
