@@ -133,6 +133,8 @@ def test_dtype_override_enters_the_stage_key_not_the_run_name(
     from petridish.store.db import Store
 
     store = Store(folder / "store.sqlite")
-    assert len(store.stages()) == 2  # fp32 and bf16 samples are different stages
+    kinds = [s.kind for s in store.stages()]
+    assert kinds.count("sample") == 2  # fp32 and bf16 samples are different stages
+    assert kinds.count("judge") == 2  # each judged once
     store.close()
     one_line_error(runner.invoke(app, ["run", str(exp), "--dtype", "fp8"]), "--dtype")

@@ -3,6 +3,16 @@
 from petridish.config import Experiment, load_experiment
 from petridish.data.formats import Question, QuestionSet, load_dataset, load_questions
 from petridish.errors import PetridishError
+from petridish.judges.base import Item, JudgeSettings, Judgment, make_judge
+from petridish.judges.metrics import (
+    Rate,
+    coherence_rate,
+    em_rate,
+    self_correction_rate,
+    summarize,
+    wilson,
+)
+from petridish.judges.rubrics import Rubric, load_rubric, load_rubrics
 from petridish.models.chat import conversation, prompt_ids
 from petridish.models.generate import Generation, generate
 from petridish.models.loader import LoadedModel, load_model
@@ -11,8 +21,10 @@ from petridish.models.sampling import SamplingConfig
 from petridish.runner import run_experiment
 
 __all__ = [
-    "AnswerLogprob", "Experiment", "Generation", "LoadedModel", "PetridishError", "Question",
-    "QuestionSet", "SamplingConfig", "answer_logprobs", "conversation", "generate",
-    "load_dataset", "load_experiment", "load_model", "load_questions", "prompt_ids",
-    "run_experiment",
+    "AnswerLogprob", "Experiment", "Generation", "Item", "JudgeSettings", "Judgment",
+    "LoadedModel", "PetridishError", "Question", "QuestionSet", "Rate", "Rubric",
+    "SamplingConfig", "answer_logprobs", "coherence_rate", "conversation", "em_rate",
+    "generate", "load_dataset", "load_experiment", "load_model", "load_questions",
+    "load_rubric", "load_rubrics", "make_judge", "prompt_ids", "run_experiment",
+    "self_correction_rate", "summarize", "wilson",
 ]
