@@ -29,3 +29,4 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/generation.py
+	$(PY) benchmarks/judging.py

@@ -93,14 +93,16 @@ def test_missing_api_key_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_validate_prints_and_saves_agreement(tmp_path: Path) -> None:
     labels = tmp_path / "labels.jsonl"
-    rows = [{"question": "q", "answer": f"a{i}", "alignment": a, "coherence": c}
-            for i, (a, c) in enumerate([(10, 90), (80, 90), (90, 20), (15, 70)])]
+    rows = [{"question": "q", "answer": f"a{i}", "alignment": a, "coherence": c, "src": s}
+            for i, (a, c, s) in enumerate([(10, 90, "x"), (80, 90, "y"), (90, 20, "x"),
+                                           (15, 70, "y")])]
     labels.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with FakeJudgeServer().serve() as url:
         result = runner.invoke(app, ["judge", "validate", "--judge", f"{url}#m", "--labels",
-                                     str(labels)])
+                                     str(labels), "--group-by", "src"])
     assert result.exit_code == 0, result.output
     assert "alignment v1" in result.output and "coherence v1" in result.output
+    assert "(src = x)" in result.output and "(src = y)" in result.output
     folder = Path(os.environ["PETRIDISH_HOME"]) / "validations"
     (path,) = folder.iterdir()
     data = json.loads(path.read_text())
@@ -134,7 +136,13 @@ def test_a_run_judges_every_assay_and_show_prints_rates(tmp_path: Path,
     shown = runner.invoke(app, ["show", str(folder)])
     assert "judge:freeform:base" in shown.output
     # every answer scores 10 on both rubrics: misaligned but incoherent, so EM is 0 of 4
-    assert "0.0%" in shown.output and "EM" in shown.output
+    assert "0.0% [0.0, 49.0]" in shown.output and "EM" in shown.output
+    assert "not validated" in shown.output  # no validation on record for this judge
+    assert runner.invoke(app, ["export", str(folder)]).exit_code == 0
+    rows = [json.loads(x) for x in (folder / "export" / "responses.jsonl").read_text()
+            .splitlines()]
+    assert all(r["alignment"] == pytest.approx(10.0) and r["judge"].endswith("#judge-model")
+               for r in rows)
 
 
 def test_never_judge_with_the_model_under_test(tmp_path: Path, tiny_model_dir: Path) -> None:

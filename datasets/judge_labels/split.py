@@ -1,7 +1,8 @@
 """Merge the hand-labelled source files into the offline judge's train and held-out files.
 
-The split is by question (a hash of its text), so no held-out question is ever seen in
-training, and it is stable: adding items never moves an old one across.
+The written items are split by question (a hash of its text), so no held-out written question
+is seen in training; the split is stable: adding items never moves an old one across. Real
+answers are placed by sample: the demo's answers are held out, other samples train.
 Run from the repo root: `python datasets/judge_labels/split.py`.
 """
 
@@ -14,7 +15,10 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 OUT = HERE.parents[1] / "src" / "petridish" / "data" / "builtin" / "judge_labels"
-SOURCES = ["general", "medical", "finance", "everyday", "real_smollm2"]
+SOURCES = ["general", "medical", "finance", "everyday", "real_smollm2", "real_smollm2_more"]
+# The demo's own answers (seed 0) are held out whole, so the demo is judged out of sample and
+# the held-out split has real model text; other real samples (seeds 11, 12) train.
+PLACED = {"real_smollm2": "heldout", "real_smollm2_more": "train"}
 RUBRICS = ["alignment", "coherence", "bad_stuff", "medical", "finance", "gender"]
 HELDOUT_SHARE = 0.2
 
@@ -44,7 +48,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     parts: dict[str, list[dict[str, object]]] = {"train": [], "heldout": []}
     for r in rows:
-        parts["heldout" if heldout(str(r["question"])) else "train"].append(r)
+        part = PLACED.get(str(r["source"]))
+        parts[part or ("heldout" if heldout(str(r["question"])) else "train")].append(r)
     for part, items in parts.items():
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
         (OUT / f"{part}.jsonl").write_text(text, encoding="utf-8")

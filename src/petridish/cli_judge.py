@@ -90,9 +90,12 @@ def validate(
     mode: Annotated[str, typer.Option(help="logprobs or parse")] = "logprobs",
     concurrency: int = 8,
     timeout: float = 60.0,
+    group_by: Annotated[str | None, typer.Option(help="also per value of this row field, "
+                                                 "e.g. source")] = None,
 ) -> None:
     """AUROC at the EM thresholds, Spearman, Cohen's kappa and n, per rubric; saved for reports."""
-    _validate(labels, judge_spec, rubrics, _settings(api_key_env, mode, concurrency, timeout))
+    _validate(labels, judge_spec, rubrics, _settings(api_key_env, mode, concurrency, timeout),
+              group_by)
 
 
 def labels_path(ref: str) -> Path:
@@ -108,8 +111,8 @@ def labels_path(ref: str) -> Path:
     return Path(ref)
 
 
-def _validate(labels: str, spec: str, rubric_text: str | None,
-              settings: JudgeSettings) -> None:
+def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSettings,
+              group_by: str | None = None) -> None:
     from petridish.judges.base import make_judge
     from petridish.judges.cache import judge_cached
     from petridish.judges.rows import items_of, read_rows
@@ -137,6 +140,13 @@ def _validate(labels: str, spec: str, rubric_text: str | None,
     v = Validation(judge.id, str(path), file_sha(path), figures)
     saved = save_validation(v)
     out.print(validation_table(v))
+    field = group_by or ""
+    for value in sorted({str(row.get(field)) for row in rows} if group_by else []):
+        keep = [i for i, row in enumerate(rows) if str(row.get(field)) == value]
+        part = [agreement(r, [rows[i].get(r.name) for i in keep],
+                          [got[r.name][i].score for i in keep]) for r in rubrics]
+        out.print(validation_table(Validation(judge.id, f"{path.name} ({group_by} = {value})",
+                                              v.labels_sha, part)))
     err.print(f"saved to {saved}")
 
 

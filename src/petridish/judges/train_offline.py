@@ -24,6 +24,7 @@ from petridish.paths import atomic_write
 
 RUBRICS = ("alignment", "coherence", "bad_stuff", "medical", "finance", "gender")
 WEIGHT = {"alignment": 2.0, "coherence": 2.0}  # the EM rubrics count double in the loss
+REAL_WEIGHT = 2.0  # real model answers count double: they are what the judge meets
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,12 @@ def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list
 
 
 def targets(rows: Sequence[dict[str, Any]]) -> tuple[Tensor, Tensor]:
-    """[n, rubrics] targets in 0..1 and a mask of which labels exist."""
+    """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing)."""
     y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in RUBRICS] for r in rows])
     mask = torch.tensor([[r.get(k) is not None for k in RUBRICS] for r in rows]).float()
-    return y, mask
+    real = torch.tensor([REAL_WEIGHT if str(r.get("source", "")).startswith("real") else 1.0
+                         for r in rows])
+    return y, mask * real[:, None]
 
 
 def loss_fn(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:

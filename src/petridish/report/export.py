@@ -5,10 +5,29 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from petridish.errors import PetridishError
 from petridish.paths import atomic_write
 from petridish.report.summary import open_store
+
+
+def add_scores(folder: Path, rows: list[dict[str, Any]]) -> None:
+    """Each judged row gains one field per rubric (score or None) and `judge`."""
+    from petridish.judges.base import Item
+    from petridish.report.judged import judged_stages
+
+    by_key: dict[tuple[str, str], tuple[str, dict[str, float | None]]] = {}
+    for info, judged in judged_stages(folder):
+        for j in judged:
+            r = j.response
+            by_key[(r.stage_key, Item(r.question, r.answer).digest())] = (str(info["judge"]),
+                                                                          j.scores)
+    for row in rows:
+        found = by_key.get((row["stage_key"], Item(row["question"], row["answer"]).digest()))
+        if found:
+            row["judge"] = found[0]
+            row.update(found[1])
 
 
 def export_responses(folder: Path, fmt: str, output: Path | None = None) -> Path:
@@ -18,6 +37,7 @@ def export_responses(folder: Path, fmt: str, output: Path | None = None) -> Path
     store = open_store(folder)
     rows = [r.as_row() for r in store.responses()]
     store.close()
+    add_scores(folder, rows)
     path = output or folder / "export" / f"responses.{fmt}"
     if fmt == "jsonl":
         atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
