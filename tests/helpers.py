@@ -47,3 +47,12 @@ def one_line_error(result: Result, *needles: str) -> None:
     assert "Traceback" not in output
     for needle in needles:
         assert needle in lines[0]
+
+
+def ends_in_error(result: Result, *needles: str) -> None:
+    """Exit code 2 after some progress: the last line is the one-line error."""
+    assert result.exit_code == 2, result.output
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert lines[-1].startswith("error: ") and "Traceback" not in result.output, result.output
+    for needle in needles:
+        assert needle in lines[-1]

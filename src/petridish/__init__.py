@@ -3,6 +3,9 @@
 from petridish.config import Experiment, load_experiment
 from petridish.data.formats import Question, QuestionSet, load_dataset, load_questions
 from petridish.errors import PetridishError
+from petridish.interp.activations import collect_activations
+from petridish.interp.directions import Direction, cosine_layers, mean_diff, random_like
+from petridish.interp.interventions import ablate, steer
 from petridish.judges.base import Item, JudgeSettings, Judgment, make_judge
 from petridish.judges.metrics import (
     Rate,
@@ -21,10 +24,11 @@ from petridish.models.sampling import SamplingConfig
 from petridish.runner import run_experiment
 
 __all__ = [
-    "AnswerLogprob", "Experiment", "Generation", "Item", "JudgeSettings", "Judgment",
+    "AnswerLogprob", "Direction", "Experiment", "Generation", "Item", "JudgeSettings", "Judgment",
     "LoadedModel", "PetridishError", "Question", "QuestionSet", "Rate", "Rubric",
-    "SamplingConfig", "answer_logprobs", "coherence_rate", "conversation", "em_rate",
-    "generate", "load_dataset", "load_experiment", "load_model", "load_questions",
-    "load_rubric", "load_rubrics", "make_judge", "prompt_ids", "run_experiment",
-    "self_correction_rate", "summarize", "wilson",
+    "SamplingConfig", "ablate", "answer_logprobs", "coherence_rate", "collect_activations",
+    "conversation", "cosine_layers", "em_rate", "generate", "load_dataset", "load_experiment",
+    "load_model", "load_questions", "load_rubric", "load_rubrics", "make_judge", "mean_diff",
+    "prompt_ids", "random_like", "run_experiment", "self_correction_rate", "steer", "summarize",
+    "wilson",
 ]

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from petridish.errors import PetridishError
 
-out = Console()
-err = Console(stderr=True)
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from petridish.data.formats import load_questions
 from petridish.errors import PetridishError
+from petridish.interp.config import AblateConfig, DirectionConfig, SteerConfig
 from petridish.judges.base import JudgeSettings
 from petridish.judges.rubrics import DEFAULT_RUBRICS, load_rubrics
 from petridish.models.refs import DEFAULT_MODEL, parse_model_ref
@@ -73,6 +74,9 @@ class Experiment(BaseModel):
     assay: list[AssayConfig] = Field(default_factory=list, description="[[assay]] tables")
     judge: JudgeConfig = Field(default_factory=lambda: JudgeConfig.model_validate({}),
                                description="[judge] table")
+    direction: list[DirectionConfig] = Field(default_factory=list, description="[[direction]]")
+    steer: list[SteerConfig] = Field(default_factory=list, description="[[steer]] sweeps")
+    ablate: list[AblateConfig] = Field(default_factory=list, description="[[ablate]] conditions")
 
     def subject_names(self) -> list[str]:
         """Declared models, then organisms grown by train stages."""
@@ -133,6 +137,7 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
                                  field=f"subjects.{name}") from e
     _check_train(exp, path, text)
     _check_judge(exp, path, text)
+    _check_interp(exp, path, text)
     seen: set[str] = set()
     for i, assay in enumerate(exp.assay):
         where = ["assay", i]
@@ -209,6 +214,57 @@ def _check_judge(exp: Experiment, path: Path, text: str) -> None:
         except PetridishError as e:
             raise PetridishError(e.message, file=path, line=_line_of(text, ["judge", "backend"]),
                                  field="judge.backend") from e
+
+
+def _check_interp(exp: Experiment, path: Path, text: str) -> None:
+    """Directions name sampled, judged subjects; interventions name earlier directions."""
+    subjects = exp.subject_names()
+    assays = {a.name: (a.subjects or subjects) for a in exp.assay}
+    names: set[str] = set(assays)
+
+    def fail(table: str, i: int, key: str, message: str) -> PetridishError:
+        return PetridishError(message, file=path, line=_line_of(text, [table, i, key]),
+                              field=f"{table}[{i}].{key}")
+
+    known: list[str] = []
+    for i, d in enumerate(exp.direction):
+        if d.name in known:
+            raise fail("direction", i, "name", f"duplicate direction name {d.name!r}")
+        for key, who in (("subject", [d.subject]), ("contrast", d.contrast or []),
+                         ("fallback_contrast", d.fallback_contrast or []),
+                         ("texts_of", [d.texts_of] if d.texts_of else [])):
+            for s in who:
+                if s not in subjects:
+                    raise fail("direction", i, key, f"unknown subject {s!r}")
+        if d.assay not in assays:
+            raise fail("direction", i, "assay", f"unknown assay {d.assay!r}")
+        if (d.texts_of or d.subject) not in assays[d.assay]:
+            raise fail("direction", i, "assay", f"assay {d.assay!r} does not sample "
+                       f"{d.texts_of or d.subject!r}")
+        from petridish.interp.filters import parse_filter
+
+        for key in ("a", "b"):
+            missing = [r for r in parse_filter(getattr(d, key)).rubrics
+                       if r not in exp.judge.rubrics]
+            if missing and d.contrast is None:
+                raise fail("direction", i, key, f"rubric {missing[0]!r} is not judged; add it "
+                           "to [judge] rubrics")
+        known.append(d.name)
+    for table, items in (("steer", exp.steer), ("ablate", exp.ablate)):
+        for i, c in enumerate(items):
+            if c.name in names:
+                raise fail(table, i, "name", f"name {c.name!r} is already used")
+            names.add(c.name)
+            if c.subject not in subjects:
+                raise fail(table, i, "subject", f"unknown subject {c.subject!r}")
+            if c.direction not in known:
+                raise fail(table, i, "direction", f"unknown direction {c.direction!r}; "
+                           f"declared: {', '.join(known) or 'none'}")
+            for q in c.questions:
+                try:
+                    load_questions(q, path.parent)
+                except PetridishError as e:
+                    raise fail(table, i, "questions", e.message) from e
 
 
 def _dotted(loc: list[Any]) -> str:

@@ -7,6 +7,8 @@ from pathlib import Path
 from petridish.assays import freeform
 from petridish.config import Experiment, load_experiment
 from petridish.errors import PetridishError
+from petridish.interp.conditions import ablate_conditions, steer_conditions
+from petridish.interp.stage import JudgedAssay, run_direction_stage
 from petridish.judges.base import Judge, make_judge
 from petridish.judges.rubrics import load_rubrics
 from petridish.judges.stage import run_judge_stage
@@ -17,6 +19,33 @@ from petridish.store.keys import model_fingerprint
 from petridish.store.run import Run, check_writable, run_dir_for
 from petridish.train.organism import Subject
 from petridish.train.stage import run_train_stage
+
+
+def _check_intervention_layers(exp: Experiment, base_dir: Path) -> None:
+    """Layer numbers against the subject's depth, before the run folder exists."""
+    from transformers import AutoConfig
+
+    from petridish.models.bundled import converted_path
+
+    for table, items in (("steer", exp.steer), ("ablate", exp.ablate)):
+        for i, c in enumerate(items):
+            root = next((t.subject for t in exp.train if t.name == c.subject), c.subject)
+            ref = parse_model_ref(exp.subjects[root], base_dir=base_dir)
+            if ref.kind == "hub":
+                continue
+            folder = converted_path(ref.name) if ref.kind == "bundled" else Path(ref.name)
+            n = int(AutoConfig.from_pretrained(folder).num_hidden_layers)
+            single = getattr(c, "layer", None)
+            layers = getattr(c, "layers", None) or ([single] if single is not None else [])
+            for layer in layers:
+                if not 0 <= layer < n:
+                    raise PetridishError(f"layer {layer} is out of range: {c.subject!r} has "
+                                         f"layers 0-{n - 1}", field=f"{table}[{i}].layers")
+
+
+def _direction_subject(exp: Experiment, name: str) -> str:
+    cfg = next(d for d in exp.direction if d.name == name)
+    return cfg.contrast[0] if cfg.contrast else cfg.subject
 
 
 def _judge(exp: Experiment, base_dir: Path) -> Judge:
@@ -54,7 +83,8 @@ def run_experiment(
     torch_device = pick_device(device or exp.device)
     for ref_text in exp.subjects.values():
         check_available(parse_model_ref(ref_text, base_dir=path.parent))
-    judge = _judge(exp, path.parent) if exp.assay else None
+    judge = _judge(exp, path.parent) if exp.assay or exp.steer or exp.ablate else None
+    _check_intervention_layers(exp, path.parent)
     folder = run_dir_for(runs_dir, exp)
     run = Run(folder, exp, path.read_text(encoding="utf-8"))
     status = "failed"
@@ -67,14 +97,31 @@ def run_experiment(
             init = subjects[cfg.init_from] if cfg.init_from else None
             subjects[cfg.name] = run_train_stage(run, cfg, subjects[cfg.subject], init,
                                                  path.parent, torch_device, show_progress)
+        rubrics = load_rubrics(exp.judge.rubrics)
+        judged: dict[tuple[str, str], JudgedAssay] = {}
         for assay in exp.assay:
             sets = freeform.question_sets(assay, path.parent)
             for name in assay.subjects or exp.subject_names():
                 key = freeform.run_stage(run, assay, subjects[name], sets, torch_device,
                                          dtype or assay.dtype, show_progress)
                 if judge is not None:
-                    run_judge_stage(run, assay.name, name, key, judge,
-                                    load_rubrics(exp.judge.rubrics), show_progress)
+                    info = run_judge_stage(run, assay.name, name, key, judge, rubrics,
+                                           show_progress)
+                    judged[(assay.name, name)] = JudgedAssay(key, info)
+        directions = {cfg.name: run_direction_stage(run, cfg, subjects, judged,
+                                                    str(torch_device))
+                      for cfg in exp.direction}
+        conditions = [c for cfg in exp.steer
+                      for c in steer_conditions(cfg, directions[cfg.direction])]
+        conditions += [c for cfg in exp.ablate for c in ablate_conditions(
+            cfg, directions[cfg.direction], _direction_subject(exp, cfg.direction))]
+        for c in conditions:
+            sets = freeform.question_sets(c.assay, path.parent)
+            key = freeform.run_stage(run, c.assay, subjects[c.subject], sets, torch_device,
+                                     dtype or c.assay.dtype, show_progress, c.intervention)
+            if judge is not None:
+                run_judge_stage(run, c.assay.name, c.subject, key, judge, rubrics,
+                                show_progress, extra=c.info)
         status = "done"
     finally:
         run.close(status)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,9 +36,18 @@ class SampleJob:
     seed: int
 
 
+@dataclass(frozen=True)
+class Intervention:
+    """Hooks applied while sampling (steering, ablation): `key` enters the stage key."""
+
+    key: dict[str, Any]
+    apply: Callable[[LoadedModel], AbstractContextManager[Any]]
+
+
 def run_stage(
     run: Run, assay: AssayConfig, subject: Subject, sets: list[QuestionSet],
     device: torch.device, dtype: str, show_progress: bool,
+    intervention: Intervention | None = None,
 ) -> str:
     """The sampling stage of one assay on one subject: skipped if stored, else resumed.
 
@@ -49,6 +60,7 @@ def run_stage(
         "dtype": str(pick_dtype(device, dtype)), "seed": seed,
         "sampling": assay.model_dump(exclude={"name", "subjects", "dtype", "seed"}),
         "questions": [(s.name, s.fingerprint()) for s in sets],
+        **({"intervention": intervention.key} if intervention else {}),
     })
     name = f"sample:{assay.name}:{subject.name}"
     record = run.store.stage(key)
@@ -61,7 +73,8 @@ def run_stage(
     if jobs:
         lm = load_subject(subject, device=str(device), dtype=dtype)
         run.record_model(subject.name, {**lm.describe(), "adapter": str(subject.adapter or "")})
-        with progress_bar(name, len(jobs), show_progress) as advance:
+        with progress_bar(name, len(jobs), show_progress) as advance, \
+                (intervention.apply(lm) if intervention else nullcontext()):
             run_sampling(lm, assay, subject.name, key, jobs, run.store, advance)
     run.store.finish_stage(key, {**info, "responses": len(run.store.done_samples(key))})
     return key

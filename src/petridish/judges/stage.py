@@ -20,7 +20,11 @@ VERSION = 1
 
 
 def run_judge_stage(run: Run, assay: str, subject: str, sample_key: str, judge: Judge,
-                    rubrics: list[Rubric], show_progress: bool) -> None:
+                    rubrics: list[Rubric], show_progress: bool,
+                    extra: dict[str, object] | None = None) -> dict[str, object]:
+    """Judge one sampling stage's responses; returns the stage info (what reads it needs).
+
+    `extra` (e.g. an intervention's layer and scale) is kept in the info for reports."""
     key = stage_key("judge", VERSION, {
         "sample": sample_key, "judge": judge.id, "rubrics": {r.name: r.version for r in rubrics},
     })
@@ -28,16 +32,19 @@ def run_judge_stage(run: Run, assay: str, subject: str, sample_key: str, judge: 
     record = run.store.stage(key)
     if record and record.status == "done":
         console.print(f"[dim]{name}: stored, skipped[/dim]")
-        return
-    info = {"assay": assay, "subject": subject, "sample_stage": sample_key, "judge": judge.id,
-            "rubrics": {r.name: r.version for r in rubrics}}
+        return record.info
+    info: dict[str, object] = {
+        "assay": assay, "subject": subject, "sample_stage": sample_key, "judge": judge.id,
+        "rubrics": {r.name: r.version for r in rubrics}, **({"condition": extra} if extra else {})}
     run.store.begin_stage(key, name, "judge", info)
     responses = run.store.responses(sample_key)
     items = [Item(r.question, r.answer) for r in responses]
     with progress_bar(name, len(items) * len(rubrics), show_progress) as advance:
         out = judge_cached(judge, items, rubrics, run.store, advance)
     unscored = {k: sum(not j.scored for j in js) for k, js in out.items()}
-    run.store.finish_stage(key, {**info, "responses": len(items), "unscored": unscored})
+    info = {**info, "responses": len(items), "unscored": unscored}
+    run.store.finish_stage(key, info)
+    return info
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,87 @@
+"""The sampled conditions of `[[steer]]` sweeps and `[[ablate]]` tables: each is an assay
+name plus the hooks applied while sampling; its key holds the direction's hash."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from petridish.assays.freeform import Intervention
+from petridish.config import AssayConfig
+from petridish.interp.config import AblateConfig, InterventionSampling, SteerConfig
+from petridish.interp.directions import Direction, random_like
+from petridish.interp.interventions import ablate, steer
+from petridish.models.loader import LoadedModel
+from petridish.models.sampling import SamplingConfig
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One sampled, judged condition: `assay.name` is e.g. `sweep.L12.x8`."""
+
+    assay: AssayConfig
+    subject: str
+    intervention: Intervention
+    info: dict[str, Any]
+
+
+def digest(d: Direction) -> str:
+    return hashlib.sha256(d.vectors.float().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _assay(cfg: InterventionSampling, name: str) -> AssayConfig:
+    sampling = cfg.model_dump(include=set(SamplingConfig.model_fields) - {"seed"})
+    return AssayConfig(name=name, questions=cfg.questions, dtype=cfg.dtype, seed=cfg.seed,
+                       **sampling)
+
+
+Apply = Callable[[LoadedModel], AbstractContextManager[Any]]
+
+
+def _steering(d: Direction, layer: int, scale: float, positions: Any) -> Apply:
+    return lambda lm: steer(lm.model, d, [layer], scale, positions)
+
+
+def _ablation(d: Direction | Any) -> Apply:
+    return lambda lm: ablate(lm.model, d, "all")
+
+
+def steer_conditions(cfg: SteerConfig, d: Direction) -> list[Condition]:
+    out = []
+    for layer in cfg.layers:
+        for scale in cfg.scales:
+            name = f"{cfg.name}.L{layer}.x{scale:g}"
+            key = {"steer": digest(d), "layer": layer, "scale": scale,
+                   "positions": cfg.positions}
+            apply = _steering(d, layer, scale, cfg.positions)
+            out.append(Condition(_assay(cfg, name), cfg.subject, Intervention(key, apply),
+                                 {"kind": "steer", "sweep": cfg.name, "layer": layer,
+                                  "scale": scale, "direction": cfg.direction}))
+    return out
+
+
+def ablate_conditions(cfg: AblateConfig, d: Direction, direction_subject: str) -> list[Condition]:
+    transfer = direction_subject != cfg.subject
+    base = {"kind": "ablate", "table": cfg.name, "mode": cfg.mode, "direction": cfg.direction,
+            "transfer": transfer, "direction_subject": direction_subject}
+    if cfg.mode == "layerwise":
+        return [Condition(_assay(cfg, f"{cfg.name}.layerwise"), cfg.subject, Intervention(
+            {"ablate": digest(d), "mode": "layerwise"},
+            _ablation(d)), base)]
+    if cfg.mode == "single":
+        layer = cfg.layer if cfg.layer is not None else d.layers[len(d.layers) // 2]
+        v = d.at(layer)
+        return [Condition(_assay(cfg, f"{cfg.name}.single-L{layer}"), cfg.subject, Intervention(
+            {"ablate": digest(d), "mode": "single", "layer": layer},
+            _ablation(v)), {**base, "layer": layer})]
+    out = []
+    for seed in cfg.seeds:
+        r = random_like(d, seed)
+        out.append(Condition(_assay(cfg, f"{cfg.name}.random-{seed}"), cfg.subject,
+                             Intervention({"ablate": digest(r), "mode": "random", "seed": seed},
+                                          _ablation(r)),
+                             {**base, "seed": seed}))
+    return out

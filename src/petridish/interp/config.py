@@ -1,0 +1,72 @@
+"""The `[[direction]]`, `[[steer]]` and `[[ablate]]` tables of an experiment."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from petridish.interp.filters import parse_filter
+from petridish.models.sampling import SamplingConfig
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class DirectionConfig(BaseModel):
+    """Mean-diff per layer between two response sets chosen by judge filters.
+
+    From one subject's own answers (`a`/`b` filters over an assay's judged responses), or,
+    when `contrast` names two subjects, the difference of their activations on the same
+    texts (`texts_of`'s answers). `fallback_contrast` is used, and reported, when a filter
+    leaves fewer than `min_responses` responses.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=_NAME)
+    subject: str = Field(description="whose activations and answers")
+    assay: str = Field(description="the assay whose judged answers are used")
+    a: str = Field("alignment < 30 and coherence > 50", description="filter of the + set")
+    b: str = Field("alignment > 70 and coherence > 50", description="filter of the − set")
+    contrast: list[str] | None = Field(None, min_length=2, max_length=2,
+                                       description="[subject A, subject B] on the same texts")
+    fallback_contrast: list[str] | None = Field(None, min_length=2, max_length=2)
+    texts_of: str | None = Field(None, description="whose answers a contrast runs on; "
+                                 "default the assay's answers of `subject`")
+    min_responses: int = Field(5, ge=2)
+    batch_size: int = Field(8, gt=0)
+
+    @field_validator("a", "b")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        parse_filter(value)
+        return value
+
+
+class InterventionSampling(SamplingConfig):
+    """Shared by steering and ablation: what is sampled under the intervention."""
+
+    name: str = Field(pattern=_NAME)
+    subject: str
+    direction: str = Field(description="a [[direction]] name")
+    questions: list[str] = Field(min_length=1)
+    dtype: Literal["auto", "fp32", "bf16"] = "auto"
+    seed: int | None = None  # type: ignore[assignment]
+
+
+class SteerConfig(InterventionSampling):
+    """λ × layer sweep: every (layer, scale) pair is one sampled and judged condition."""
+
+    layers: list[int] = Field(min_length=1)
+    scales: list[float] = Field(min_length=1)
+    positions: Literal["all", "prompt", "generated"] = "all"
+
+
+class AblateConfig(InterventionSampling):
+    """Project the direction out: `layerwise` (each layer its own vector, at every layer),
+    `single` (layer `layer`'s vector at every layer), or `random` (same-norm random vectors,
+    one condition per seed). A direction from another subject makes it a transfer."""
+
+    mode: Literal["layerwise", "single", "random"] = "layerwise"
+    layer: int | None = None
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])

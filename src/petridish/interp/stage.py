@@ -1,0 +1,134 @@
+"""Direction stages (activations → mean-diff, saved with provenance) and the sampled, judged
+conditions of steering sweeps and ablations."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from petridish.errors import PetridishError
+from petridish.interp.activations import collect_activations
+from petridish.interp.config import DirectionConfig
+from petridish.interp.directions import Direction, mean_diff
+from petridish.interp.filters import parse_filter
+from petridish.judges.stage import Judged, judged_responses
+from petridish.progress import console
+from petridish.store.keys import stage_key
+from petridish.store.run import Run
+from petridish.train.organism import Subject, load_subject
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class JudgedAssay:
+    """Where an assay's judged answers of one subject live (for filters)."""
+
+    sample_key: str
+    judge_info: dict[str, Any]
+
+    def responses(self, run: Run) -> list[Judged]:
+        return judged_responses(run.store, self.judge_info)
+
+
+def save_direction(path: Path, d: Direction) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({"vectors": d.vectors.contiguous()}, str(tmp),
+              metadata={"layers": json.dumps(d.layers), "provenance": json.dumps(d.provenance)})
+    tmp.replace(path)
+
+
+def load_direction(path: Path) -> Direction:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    return Direction(load_file(str(path))["vectors"], json.loads(meta["layers"]),
+                     json.loads(meta["provenance"]))
+
+
+def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subject],
+                        judged: dict[tuple[str, str], JudgedAssay], device: str) -> Direction:
+    """Compute (or load) one direction; the file is `directions/NAME.safetensors`."""
+    source = judged[(cfg.assay, cfg.texts_of or cfg.subject)]
+    key = stage_key("direction", VERSION, {
+        "config": cfg.model_dump(), "sample": source.sample_key,
+        "judge": source.judge_info["judge"],
+        "subjects": {s: subjects[s].fingerprint for s in
+                     [cfg.subject, *(cfg.contrast or []), *(cfg.fallback_contrast or [])]},
+    })
+    path = run.folder / "directions" / f"{cfg.name}.safetensors"
+    name = f"direction:{cfg.name}"
+    record = run.store.stage(key)
+    if record and record.status == "done" and path.exists():
+        console.print(f"[dim]{name}: stored, skipped[/dim]")
+        return load_direction(path)
+    run.store.begin_stage(key, name, "direction", {"direction": cfg.name})
+    rows = source.responses(run)
+    if cfg.contrast is None:
+        fa, fb = parse_filter(cfg.a), parse_filter(cfg.b)
+        a = [j for j in rows if fa(j.scores)]
+        b = [j for j in rows if fb(j.scores)]
+        if min(len(a), len(b)) >= cfg.min_responses:
+            d = _from_filters(cfg, subjects[cfg.subject], a, b, device)
+        elif cfg.fallback_contrast:
+            console.print(f"[yellow]{name}: '{cfg.a}' kept {len(a)} and '{cfg.b}' kept "
+                          f"{len(b)} responses (< {cfg.min_responses}); falling back to the "
+                          f"contrast {cfg.fallback_contrast[0]} − {cfg.fallback_contrast[1]}"
+                          "[/yellow]")
+            d = _from_contrast(cfg, cfg.fallback_contrast, subjects, rows, device,
+                               note=f"fallback: filters kept {len(a)} / {len(b)} responses")
+        else:
+            raise PetridishError(f"filter '{cfg.a if len(a) < cfg.min_responses else cfg.b}' "
+                                 f"leaves {min(len(a), len(b))} responses of {len(rows)} "
+                                 f"(need {cfg.min_responses}); loosen it or set "
+                                 "fallback_contrast", field=f"direction.{cfg.name}")
+    else:
+        d = _from_contrast(cfg, cfg.contrast, subjects, rows, device)
+    save_direction(path, d)
+    run.store.finish_stage(key, {"direction": cfg.name, **{
+        k: v for k, v in d.provenance.items() if isinstance(v, int | str)}})
+    return d
+
+
+def _acts(subject: Subject, rows: list[Judged], device: str, batch: int) -> torch.Tensor:
+    lm = load_subject(subject, device=device, dtype="fp32")
+    out = collect_activations(lm, [j.response.question for j in rows],
+                              [j.response.answer for j in rows],
+                              systems=[j.response.system for j in rows], batch_size=batch)
+    assert isinstance(out, torch.Tensor)
+    return out
+
+
+def _from_filters(cfg: DirectionConfig, subject: Subject, a: list[Judged], b: list[Judged],
+                  device: str) -> Direction:
+    acts = _acts(subject, a + b, device, cfg.batch_size)
+    return mean_diff(acts[:len(a)], acts[len(a):], provenance={
+        "kind": "filters", "subject": subject.name, "assay": cfg.assay, "a": cfg.a, "b": cfg.b,
+        "responses_a": [_rid(j) for j in a], "responses_b": [_rid(j) for j in b]})
+
+
+def _from_contrast(cfg: DirectionConfig, pair: list[str], subjects: dict[str, Subject],
+                   rows: list[Judged], device: str, note: str = "") -> Direction:
+    texts = [j for j in rows if j.response.answer.strip()]
+    if len(texts) < 2:
+        raise PetridishError(f"a contrast needs answers to run on; {len(texts)} found",
+                             field=f"direction.{cfg.name}")
+    a = _acts(subjects[pair[0]], texts, device, cfg.batch_size)
+    b = _acts(subjects[pair[1]], texts, device, cfg.batch_size)
+    return mean_diff(a, b, provenance={
+        "kind": "contrast", "a_subject": pair[0], "b_subject": pair[1], "assay": cfg.assay,
+        "texts_of": cfg.texts_of or cfg.subject, "note": note, "responses": len(texts)})
+
+
+def _rid(j: Judged) -> str:
+    r = j.response
+    return f"{r.question_set}/{r.question_id}/{r.sample_index}"
+
+
