@@ -3,7 +3,6 @@ models with a fake served judge."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
