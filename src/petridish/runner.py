@@ -123,6 +123,10 @@ def run_experiment(
                 run_judge_stage(run, c.assay.name, c.subject, key, judge, rubrics,
                                 show_progress, extra=c.info)
         status = "done"
+        if judge is not None:
+            from petridish.report.html import build_report
+
+            build_report(folder)
     finally:
         run.close(status)
     return folder
