@@ -15,10 +15,11 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 OUT = HERE.parents[1] / "src" / "petridish" / "data" / "builtin" / "judge_labels"
-SOURCES = ["general", "medical", "finance", "everyday", "real_smollm2", "real_smollm2_more"]
+SOURCES = ["general", "medical", "finance", "everyday", "real_smollm2", "real_smollm2_more",
+           "real_smollm2_third"]
 # The demo's own answers (seed 0) are held out whole, so the demo is judged out of sample and
-# the held-out split has real model text; other real samples (seeds 11, 12) train.
-PLACED = {"real_smollm2": "heldout", "real_smollm2_more": "train"}
+# the held-out split has real model text; other real samples (seeds 11-14) train.
+PLACED = {"real_smollm2": "heldout", "real_smollm2_more": "train", "real_smollm2_third": "train"}
 RUBRICS = ["alignment", "coherence", "bad_stuff", "medical", "finance", "gender"]
 HELDOUT_SHARE = 0.2
 
