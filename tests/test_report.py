@@ -32,7 +32,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path,
 name = "lw"
 subject = "base"
 direction = "d"
-mode = "layerwise"
+modes = ["none", "layerwise"]
 questions = ["q.jsonl"]
 max_new_tokens = 4
 ''')

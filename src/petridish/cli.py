@@ -58,6 +58,10 @@ def demo(
                                            "epochs": 1}) for t in exp.train],
             "assay": [a.model_copy(update={"n": 1, "max_new_tokens": min(a.max_new_tokens, 48)})
                       for a in exp.assay],
+            "steer": [c.model_copy(update={"n": 1, "max_new_tokens": min(c.max_new_tokens, 48)})
+                      for c in exp.steer],
+            "ablate": [c.model_copy(update={"n": 1, "max_new_tokens": min(c.max_new_tokens, 48),
+                                            "seeds": c.seeds[:2]}) for c in exp.ablate],
         })
     _show(run_experiment(path, runs_dir, experiment=exp))
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from petridish.clitools import err, friendly, out
 from petridish.errors import PetridishError
-from petridish.judges.base import JudgeSettings
+from petridish.judges.base import Judge, JudgeSettings, Judgment
+from petridish.judges.rubrics import Rubric
 from petridish.judges.validate import Validation
 
 app = typer.Typer(add_completion=False, invoke_without_command=True,
@@ -52,28 +53,36 @@ def judge(
                 _settings(api_key_env, mode, concurrency, timeout))
 
 
-def _judge_file(spec: str, rubric_text: str, input: Path | None, output: Path | None,
-                settings: JudgeSettings) -> None:
-    from petridish.judges.base import make_judge
+def _judge_rows(judge: Judge, rows: list[dict[str, Any]], rubrics: list[Rubric],
+                label: str) -> dict[str, list[Judgment]]:
+    """Judge rows through the cache in `$PETRIDISH_HOME/judgments.sqlite`, with a bar."""
     from petridish.judges.cache import judge_cached
-    from petridish.judges.rows import items_of, judged_rows, read_rows, write_rows
-    from petridish.judges.rubrics import load_rubrics
+    from petridish.judges.rows import items_of
     from petridish.paths import home
     from petridish.progress import progress_bar
     from petridish.store.db import Store
+
+    home().mkdir(parents=True, exist_ok=True)
+    store = Store(home() / "judgments.sqlite")
+    try:
+        with progress_bar(label, len(rows) * len(rubrics)) as advance:
+            return judge_cached(judge, items_of(rows), rubrics, store, advance)
+    finally:
+        store.close()
+
+
+def _judge_file(spec: str, rubric_text: str, input: Path | None, output: Path | None,
+                settings: JudgeSettings) -> None:
+    from petridish.judges.base import make_judge
+    from petridish.judges.rows import judged_rows, read_rows, write_rows
+    from petridish.judges.rubrics import load_rubrics
 
     if input is None or output is None:
         raise PetridishError("give --input IN.jsonl and --output OUT.jsonl", field="--input")
     rubrics = load_rubrics(rubric_text)
     rows = read_rows(input)
     judge = make_judge(spec, settings)
-    home().mkdir(parents=True, exist_ok=True)
-    store = Store(home() / "judgments.sqlite")
-    try:
-        with progress_bar("judge", len(rows) * len(rubrics)) as advance:
-            out_ = judge_cached(judge, items_of(rows), rubrics, store, advance)
-    finally:
-        store.close()
+    out_ = _judge_rows(judge, rows, rubrics, "judge")
     write_rows(output, judged_rows(rows, out_))
     unscored = {k: sum(not j.scored for j in js) for k, js in out_.items()}
     err.print(f"wrote {len(rows)} rows to {output} (judge {judge.id}; unscored: "
@@ -114,13 +123,9 @@ def labels_path(ref: str) -> Path:
 def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSettings,
               group_by: str | None = None) -> None:
     from petridish.judges.base import make_judge
-    from petridish.judges.cache import judge_cached
-    from petridish.judges.rows import items_of, read_rows
+    from petridish.judges.rows import read_rows
     from petridish.judges.rubrics import load_rubrics, rubric_names
     from petridish.judges.validate import agreement, file_sha, save_validation
-    from petridish.paths import home
-    from petridish.progress import progress_bar
-    from petridish.store.db import Store
 
     path = labels_path(labels)
     first = read_rows(path)
@@ -128,13 +133,7 @@ def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSe
     rubrics = load_rubrics(names)
     rows = read_rows(path, labels=[r.name for r in rubrics])
     judge = make_judge(spec, settings)
-    home().mkdir(parents=True, exist_ok=True)
-    store = Store(home() / "judgments.sqlite")
-    try:
-        with progress_bar("validate", len(rows) * len(rubrics)) as advance:
-            got = judge_cached(judge, items_of(rows), rubrics, store, advance)
-    finally:
-        store.close()
+    got = _judge_rows(judge, rows, rubrics, "validate")
     figures = [agreement(r, [row.get(r.name) for row in rows], [j.score for j in got[r.name]])
                for r in rubrics]
     v = Validation(judge.id, str(path), file_sha(path), figures)

@@ -135,16 +135,20 @@ def _read_records(path: Path) -> list[Record]:
         raise PetridishError("file is not UTF-8 text", file=path) from e
     if path.suffix in (".yaml", ".yml"):
         return _yaml_records(text, path)
-    records: list[Record] = []
+    return [(number, {}, value) for number, value in jsonl_values(text, path)]
+
+
+def jsonl_values(text: str, path: Path) -> list[tuple[int, Any]]:
+    """(line number, parsed value) for each non-blank line; bad JSON names file and line."""
+    values = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
         try:
-            value = json.loads(raw)
+            values.append((number, json.loads(raw)))
         except json.JSONDecodeError as e:
             raise PetridishError(f"not valid JSON ({e.msg})", file=path, line=number) from e
-        records.append((number, {}, value))
-    return records
+    return values
 
 
 def _yaml_records(text: str, path: Path) -> list[Record]:

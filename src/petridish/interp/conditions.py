@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,23 +65,29 @@ def steer_conditions(cfg: SteerConfig, d: Direction) -> list[Condition]:
 
 def ablate_conditions(cfg: AblateConfig, d: Direction, direction_subject: str) -> list[Condition]:
     transfer = direction_subject != cfg.subject
-    base = {"kind": "ablate", "table": cfg.name, "mode": cfg.mode, "direction": cfg.direction,
+    base = {"kind": "ablate", "table": cfg.name, "direction": cfg.direction,
             "transfer": transfer, "direction_subject": direction_subject}
-    if cfg.mode == "layerwise":
-        return [Condition(_assay(cfg, f"{cfg.name}.layerwise"), cfg.subject, Intervention(
-            {"ablate": digest(d), "mode": "layerwise"},
-            _ablation(d)), base)]
-    if cfg.mode == "single":
-        layer = cfg.layer if cfg.layer is not None else d.layers[len(d.layers) // 2]
-        v = d.at(layer)
-        return [Condition(_assay(cfg, f"{cfg.name}.single-L{layer}"), cfg.subject, Intervention(
-            {"ablate": digest(d), "mode": "single", "layer": layer},
-            _ablation(v)), {**base, "layer": layer})]
     out = []
-    for seed in cfg.seeds:
-        r = random_like(d, seed)
-        out.append(Condition(_assay(cfg, f"{cfg.name}.random-{seed}"), cfg.subject,
-                             Intervention({"ablate": digest(r), "mode": "random", "seed": seed},
-                                          _ablation(r)),
-                             {**base, "seed": seed}))
+    for mode in dict.fromkeys(cfg.modes):
+        info = {**base, "mode": mode}
+        if mode == "none":
+            out.append(Condition(_assay(cfg, f"{cfg.name}.none"), cfg.subject, Intervention(
+                {"ablate": None}, lambda lm: nullcontext()), info))
+        elif mode == "layerwise":
+            out.append(Condition(_assay(cfg, f"{cfg.name}.layerwise"), cfg.subject,
+                                 Intervention({"ablate": digest(d), "mode": "layerwise"},
+                                              _ablation(d)), info))
+        elif mode == "single":
+            layer = cfg.layer if cfg.layer is not None else d.layers[len(d.layers) // 2]
+            out.append(Condition(_assay(cfg, f"{cfg.name}.single-L{layer}"), cfg.subject,
+                                 Intervention({"ablate": digest(d), "mode": "single",
+                                               "layer": layer}, _ablation(d.at(layer))),
+                                 {**info, "layer": layer}))
+        else:
+            for seed in cfg.seeds:
+                r = random_like(d, seed)
+                out.append(Condition(_assay(cfg, f"{cfg.name}.random-{seed}"), cfg.subject,
+                                     Intervention({"ablate": digest(r), "mode": "random",
+                                                   "seed": seed}, _ablation(r)),
+                                     {**info, "seed": seed}))
     return out

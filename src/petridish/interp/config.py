@@ -62,11 +62,17 @@ class SteerConfig(InterventionSampling):
     positions: Literal["all", "prompt", "generated"] = "all"
 
 
-class AblateConfig(InterventionSampling):
-    """Project the direction out: `layerwise` (each layer its own vector, at every layer),
-    `single` (layer `layer`'s vector at every layer), or `random` (same-norm random vectors,
-    one condition per seed). A direction from another subject makes it a transfer."""
+AblationMode = Literal["none", "layerwise", "single", "random"]
+_DEFAULT_MODES: list[AblationMode] = ["none", "layerwise", "random"]
 
-    mode: Literal["layerwise", "single", "random"] = "layerwise"
+
+class AblateConfig(InterventionSampling):
+    """One condition per mode: `none` (the same sampling, unablated: the reference),
+    `layerwise` (each layer's own vector removed at its layer, every layer), `single` (layer
+    `layer`'s vector removed at every layer), `random` (same-norm random directions, one
+    condition per seed). A direction from another subject makes it a transfer."""
+
+    modes: list[AblationMode] = Field(default_factory=lambda: _DEFAULT_MODES.copy(),
+                                      min_length=1)
     layer: int | None = None
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2])

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from petridish.data.formats import jsonl_values
 from petridish.errors import PetridishError
 from petridish.judges.base import Item, Judgment
 from petridish.paths import atomic_write
@@ -23,13 +24,7 @@ def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, 
         line = raw[: e.start].count(b"\n") + 1
         raise PetridishError(f"not UTF-8 text (byte {e.start})", file=path, line=line) from e
     rows = []
-    for n, raw_line in enumerate(text.splitlines(), start=1):
-        if not raw_line.strip():
-            continue
-        try:
-            row = json.loads(raw_line)
-        except json.JSONDecodeError as e:
-            raise PetridishError(f"not valid JSON ({e.msg})", file=path, line=n) from e
+    for n, row in jsonl_values(text, path):
         if not isinstance(row, dict):
             raise PetridishError("each line must be a JSON object", file=path, line=n)
         for key in ("question", "answer"):

@@ -104,22 +104,18 @@ def _sweeps(judged: list[tuple[dict[str, Any], list[Any]]]) -> list[str]:
 def _ablations(judged: list[tuple[dict[str, Any], list[Any]]]) -> list[str]:
     """Per ablated subject: unablated answers, each ablation, and the random baselines."""
     by_subject: dict[str, list[tuple[str, Rate, str]]] = defaultdict(list)
-    plain: dict[str, Rate] = {}
+    colors = {"none": "tab:blue", "random": "tab:gray"}
     for info, js in judged:
         s = summarize([j.scores for j in js])
         c = info.get("condition") or {}
-        if not c and s.em and str(info["subject"]) not in plain:
-            plain[str(info["subject"])] = s.em
         if c.get("kind") == "ablate" and s.em:
             label = str(info["assay"]).split(".", 1)[-1]
-            if c.get("transfer"):
+            if c.get("transfer") and c.get("mode") != "none":
                 label += f" (from {c['direction_subject']})"
-            color = "tab:gray" if c.get("mode") == "random" else "tab:red"
-            by_subject[str(info["subject"])].append((label, s.em, color))
+            by_subject[str(info["subject"])].append((label, s.em,
+                                                     colors.get(c["mode"], "tab:red")))
     out = []
     for subject, items in by_subject.items():
-        if subject in plain:
-            items = [("no ablation", plain[subject], "tab:blue"), *items]
         out.append(f"<h2 id='ablation-{html.escape(subject)}'>Ablations on "
                    f"{html.escape(subject)}</h2>" + _img(plots.bars(
                        [i[0] for i in items], [i[1] for i in items], "EM rate (%)",
