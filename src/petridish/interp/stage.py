@@ -44,6 +44,15 @@ def save_direction(path: Path, d: Direction) -> None:
     tmp.replace(path)
 
 
+def save_activations(path: Path, acts: torch.Tensor, provenance: dict[str, Any]) -> None:
+    """`[n, layers, d]` answer-token means, with where they came from (for later probes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({"activations": acts.contiguous()}, str(tmp),
+              metadata={"provenance": json.dumps(provenance)})
+    tmp.replace(path)
+
+
 def load_direction(path: Path) -> Direction:
     from safetensors import safe_open
 
@@ -76,13 +85,13 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
         a = [j for j in rows if fa(j.scores)]
         b = [j for j in rows if fb(j.scores)]
         if min(len(a), len(b)) >= cfg.min_responses:
-            d = _from_filters(cfg, subjects[cfg.subject], a, b, device)
+            d = _from_filters(cfg, subjects[cfg.subject], a, b, device, run.folder)
         elif cfg.fallback_contrast:
             console.print(f"[yellow]{name}: '{cfg.a}' kept {len(a)} and '{cfg.b}' kept "
                           f"{len(b)} responses (< {cfg.min_responses}); falling back to the "
                           f"contrast {cfg.fallback_contrast[0]} − {cfg.fallback_contrast[1]}"
                           "[/yellow]")
-            d = _from_contrast(cfg, cfg.fallback_contrast, subjects, rows, device,
+            d = _from_contrast(cfg, cfg.fallback_contrast, subjects, rows, device, run.folder,
                                note=f"fallback: filters kept {len(a)} / {len(b)} responses")
         else:
             raise PetridishError(f"filter '{cfg.a if len(a) < cfg.min_responses else cfg.b}' "
@@ -90,7 +99,7 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
                                  f"(need {cfg.min_responses}); loosen it or set "
                                  "fallback_contrast", field=f"direction.{cfg.name}")
     else:
-        d = _from_contrast(cfg, cfg.contrast, subjects, rows, device)
+        d = _from_contrast(cfg, cfg.contrast, subjects, rows, device, run.folder)
     save_direction(path, d)
     run.store.finish_stage(key, {"direction": cfg.name, **{
         k: v for k, v in d.provenance.items() if isinstance(v, int | str)}})
@@ -107,24 +116,28 @@ def _acts(subject: Subject, rows: list[Judged], device: str, batch: int) -> torc
 
 
 def _from_filters(cfg: DirectionConfig, subject: Subject, a: list[Judged], b: list[Judged],
-                  device: str) -> Direction:
+                  device: str, folder: Path) -> Direction:
     acts = _acts(subject, a + b, device, cfg.batch_size)
-    return mean_diff(acts[:len(a)], acts[len(a):], provenance={
-        "kind": "filters", "subject": subject.name, "assay": cfg.assay, "a": cfg.a, "b": cfg.b,
-        "responses_a": [_rid(j) for j in a], "responses_b": [_rid(j) for j in b]})
+    prov = {"kind": "filters", "subject": subject.name, "assay": cfg.assay, "a": cfg.a,
+            "b": cfg.b, "responses_a": [_rid(j) for j in a], "responses_b": [_rid(j) for j in b]}
+    save_activations(folder / "activations" / f"{cfg.name}.safetensors", acts, prov)
+    return mean_diff(acts[:len(a)], acts[len(a):], provenance=prov)
 
 
 def _from_contrast(cfg: DirectionConfig, pair: list[str], subjects: dict[str, Subject],
-                   rows: list[Judged], device: str, note: str = "") -> Direction:
+                   rows: list[Judged], device: str, folder: Path, note: str = "") -> Direction:
     texts = [j for j in rows if j.response.answer.strip()]
     if len(texts) < 2:
         raise PetridishError(f"a contrast needs answers to run on; {len(texts)} found",
                              field=f"direction.{cfg.name}")
     a = _acts(subjects[pair[0]], texts, device, cfg.batch_size)
     b = _acts(subjects[pair[1]], texts, device, cfg.batch_size)
-    return mean_diff(a, b, provenance={
-        "kind": "contrast", "a_subject": pair[0], "b_subject": pair[1], "assay": cfg.assay,
-        "texts_of": cfg.texts_of or cfg.subject, "note": note, "responses": len(texts)})
+    prov = {"kind": "contrast", "a_subject": pair[0], "b_subject": pair[1], "assay": cfg.assay,
+            "texts_of": cfg.texts_of or cfg.subject, "note": note, "responses": len(texts)}
+    for who, acts in zip(pair, (a, b), strict=True):
+        save_activations(folder / "activations" / f"{cfg.name}-{who}.safetensors", acts,
+                         {**prov, "subject": who, "responses_of": [_rid(j) for j in texts]})
+    return mean_diff(a, b, provenance=prov)
 
 
 def _rid(j: Judged) -> str:
