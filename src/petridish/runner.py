@@ -13,7 +13,7 @@ from petridish.judges.base import Judge, make_judge
 from petridish.judges.rubrics import load_rubrics
 from petridish.judges.stage import run_judge_stage
 from petridish.models.device import pick_device
-from petridish.models.loader import check_available
+from petridish.models.loader import LoadedModel, check_available
 from petridish.models.refs import parse_model_ref
 from petridish.store.keys import model_fingerprint
 from petridish.store.run import Run, check_writable, run_dir_for
@@ -115,10 +115,12 @@ def run_experiment(
                       for c in steer_conditions(cfg, directions[cfg.direction])]
         conditions += [c for cfg in exp.ablate for c in ablate_conditions(
             cfg, directions[cfg.direction], _direction_subject(exp, cfg.direction))]
+        loaded: dict[tuple[str, str], LoadedModel] = {}  # one load per subject, not per condition
         for c in conditions:
             sets = freeform.question_sets(c.assay, path.parent)
             key = freeform.run_stage(run, c.assay, subjects[c.subject], sets, torch_device,
-                                     dtype or c.assay.dtype, show_progress, c.intervention)
+                                     dtype or c.assay.dtype, show_progress, c.intervention,
+                                     loaded)
             if judge is not None:
                 run_judge_stage(run, c.assay.name, c.subject, key, judge, rubrics,
                                 show_progress, extra=c.info)

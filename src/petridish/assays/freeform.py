@@ -48,10 +48,12 @@ def run_stage(
     run: Run, assay: AssayConfig, subject: Subject, sets: list[QuestionSet],
     device: torch.device, dtype: str, show_progress: bool,
     intervention: Intervention | None = None,
+    loaded: dict[tuple[str, str], LoadedModel] | None = None,
 ) -> str:
     """The sampling stage of one assay on one subject: skipped if stored, else resumed.
 
-    Returns the stage key (the judge stage reads its responses)."""
+    Returns the stage key (the judge stage reads its responses). `loaded` keeps models
+    between stages (interventions remove their hooks, so a model can be reused)."""
     if dtype == "bf16" and device.type == "cpu" and not cpu_has_bf16():
         dtype = "fp32"  # bf16 without native support is slower, not faster
     seed = run.exp.seed if assay.seed is None else assay.seed
@@ -71,7 +73,10 @@ def run_stage(
     run.store.begin_stage(key, name, "sample", info)
     jobs = plan(assay, seed, sets, run.store.done_samples(key))
     if jobs:
-        lm = load_subject(subject, device=str(device), dtype=dtype)
+        cache = loaded if loaded is not None else {}
+        lm = cache.get((subject.name, dtype)) or load_subject(subject, device=str(device),
+                                                               dtype=dtype)
+        cache[(subject.name, dtype)] = lm
         run.record_model(subject.name, {**lm.describe(), "adapter": str(subject.adapter or "")})
         with progress_bar(name, len(jobs), show_progress) as advance, \
                 (intervention.apply(lm) if intervention else nullcontext()):
