@@ -159,3 +159,11 @@ def test_bad_judge_table_names_the_line(tmp_path: Path, tiny_model_dir: Path) ->
     one_line_error(runner.invoke(app, ["run", str(exp)]), "judge.rubrics", "unknown rubric")
     exp.write_text(exp.read_text().replace('rubrics = ["nope"]', 'backend = "gpt4"'))
     one_line_error(runner.invoke(app, ["run", str(exp)]), "judge.backend", "unknown judge")
+
+
+def test_judge_options_are_checked_like_the_judge_table(tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "in.jsonl")
+    for flag, value in (("--concurrency", "0"), ("--mode", "guess"), ("--timeout", "-1")):
+        result = runner.invoke(app, ["judge", flag, value, "-i", str(src), "-o",
+                                     str(tmp_path / "o.jsonl")])
+        one_line_error(result, flag)

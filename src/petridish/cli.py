@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from petridish.cli_judge import app as judge_app
-from petridish.clitools import err, friendly, out
+from petridish.clitools import err, friendly, options, out
 from petridish.errors import PetridishError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -125,8 +124,8 @@ def sample(
     from petridish.paths import atomic_write
     from petridish.progress import progress_bar
 
-    cfg = _options(SamplingConfig, n=n, temperature=temperature, top_p=top_p,
-                   max_new_tokens=max_new_tokens, seed=seed)
+    cfg = options(SamplingConfig, n=n, temperature=temperature, top_p=top_p,
+                  max_new_tokens=max_new_tokens, seed=seed)
     qset = load_questions(questions, Path.cwd())
     lm = load_model(model, device=device, dtype=dtype)
     jobs = [(q, k) for q in qset.questions for k in range(cfg.n)]
@@ -173,17 +172,6 @@ def export(
 
     path = export_responses(run_folder, format, output)
     err.print(f"wrote {path}")
-
-
-def _options(kind: type[Any], **values: Any) -> Any:
-    """Validate CLI options through the same typed config the TOML uses."""
-    try:
-        return kind(**values)
-    except ValidationError as e:
-        first = e.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "option"
-        flag = "-n" if name == "n" else "--" + name.replace("_", "-")
-        raise PetridishError(f"{first['msg']} (got {first.get('input')!r})", field=flag) from e
 
 
 def main() -> None:

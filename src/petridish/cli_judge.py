@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from petridish.clitools import err, friendly, out
+from petridish.clitools import err, friendly, options, out
 from petridish.errors import PetridishError
 from petridish.judges.base import Judge, JudgeSettings, Judgment
 from petridish.judges.rubrics import Rubric
@@ -23,12 +23,12 @@ JudgeSpec = Annotated[str, typer.Option("--judge", help="offline, openai:MODEL, 
 
 def _settings(api_key_env: str | None, mode: str, concurrency: int,
               timeout: float) -> JudgeSettings:
-    if mode not in ("logprobs", "parse"):
-        raise PetridishError(f"mode must be logprobs or parse, not {mode!r}", field="--mode")
-    if concurrency < 1 or timeout <= 0:
-        raise PetridishError("concurrency must be ≥ 1 and timeout > 0", field="--concurrency")
-    return JudgeSettings(api_key_env=api_key_env, mode=mode, concurrency=concurrency,
-                         timeout=timeout)
+    """The same checks as the experiment's `[judge]` table."""
+    from petridish.config import JudgeConfig
+
+    cfg = options(JudgeConfig, api_key_env=api_key_env, mode=mode, concurrency=concurrency,
+                  timeout=timeout)
+    return cfg.settings()
 
 
 @app.callback()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from petridish.errors import PetridishError
@@ -28,3 +29,14 @@ def friendly(fn: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def options(kind: type[Any], **values: Any) -> Any:
+    """Validate CLI options through the same typed config the TOML uses."""
+    try:
+        return kind(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "option"
+        flag = "-n" if name == "n" else "--" + name.replace("_", "-")
+        raise PetridishError(f"{first['msg']} (got {first.get('input')!r})", field=flag) from e

@@ -69,10 +69,9 @@ def tokenize_pairs(tokenizer: PreTrainedTokenizerBase, questions: Sequence[str],
                      padding=True, return_tensors="pt")
 
 
-def length_order(tokenizer: PreTrainedTokenizerBase, answers: Sequence[str]) -> list[int]:
-    """Indices by answer length, so batches pad little."""
-    lengths = [len(a) for a in answers]
-    return sorted(range(len(answers)), key=lengths.__getitem__)
+def length_order(answers: Sequence[str]) -> list[int]:
+    """Indices by answer length (characters), so batches pad little."""
+    return sorted(range(len(answers)), key=lambda i: len(answers[i]))
 
 
 @torch.inference_mode()
@@ -81,7 +80,7 @@ def predict(net: ScoreNet, tokenizer: PreTrainedTokenizerBase, questions: Sequen
             progress: Callable[[int], None] | None = None) -> Tensor:
     """[n, rubrics] scores 0..100, batched by length; input order kept."""
     net.eval()
-    order = length_order(tokenizer, answers)
+    order = length_order(answers)
     out = torch.empty(len(answers), len(net.rubrics))
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
