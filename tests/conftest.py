@@ -29,8 +29,9 @@ CORPUS = [
 ] * 20
 
 
-def build_tiny_model(folder: Path, *, layers: int = 4, seed: int = 0) -> Path:
-    """Write a tiny Llama (d=64) and a byte-level BPE chat tokenizer to `folder`."""
+def build_tiny_model(folder: Path, *, layers: int = 4, seed: int = 0,
+                     hidden: int = 64) -> Path:
+    """Write a tiny Llama (d=64 unless `hidden`) and a byte-level BPE chat tokenizer to `folder`."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -47,7 +48,8 @@ def build_tiny_model(folder: Path, *, layers: int = 4, seed: int = 0) -> Path:
     fast.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
+        vocab_size=len(fast), hidden_size=hidden, intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
         eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
         bos_token_id=fast.bos_token_id, tie_word_embeddings=False, initializer_range=0.2,

@@ -18,7 +18,7 @@ from petridish.models.decode import (
     new_cache,
     supports_fast_path,
 )
-from petridish.models.generate import Generation, generate
+from petridish.models.generate import Generation, even_batches, generate
 from petridish.models.loader import LoadedModel
 from petridish.models.sampling import SamplingConfig, choose_tokens, sample_seed
 
@@ -437,3 +437,12 @@ def test_packed_fp32_weights_match_plain_linear_and_are_removed(lm: LoadedModel)
     assert torch.equal(after, plain)
     assert len(seen) == 3  # the hook fired with and without packing
     assert not any("forward" in vars(m) for m in lm.model.modules())
+
+
+@pytest.mark.parametrize(("n", "limit"), [(130, 64), (156, 160), (7, 3), (64, 64), (1, 8)])
+def test_batches_are_as_few_and_as_even_as_the_limit_allows(n: int, limit: int) -> None:
+    parts = even_batches(list(range(n)), limit)
+    sizes = [len(p) for p in parts]
+    assert [i for p in parts for i in p] == list(range(n))  # order kept, nothing lost
+    assert len(parts) == -(-n // limit) and max(sizes) <= limit and max(sizes) - min(sizes) <= 1
+    assert even_batches([], 4) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from petridish.errors import PetridishError
 from petridish.interp.activations import collect_activations
 from petridish.interp.directions import Direction, cosine_layers, mean_diff, random_like
 from petridish.interp.interventions import ablate, hook_count, steer
+from petridish.interp.tokendump import TokenDump, dump_info, read_token_dump, shard_paths
 from petridish.models.chat import conversation, prompt_ids
 from petridish.models.generate import generate
 from petridish.models.loader import LoadedModel
@@ -66,6 +68,23 @@ def test_per_token_dump_matches_the_means(lm: LoadedModel) -> None:
     means, tokens = collect_activations(lm, QS, AS, layers=[1, 2], per_token=True)
     for i in range(3):
         assert torch.allclose(tokens[i].mean(0), means[i], atol=1e-5)
+
+
+def test_token_dump_streams_shards_that_read_back_in_full(lm: LoadedModel,
+                                                          tmp_path: Path) -> None:
+    _, tokens = collect_activations(lm, QS, AS, per_token=True)
+    (tmp_path / "d.tokens-007.safetensors").write_bytes(b"stale")  # a killed earlier attempt
+    dump = TokenDump(tmp_path, "d", [0, 2], {"subject": "tiny"}, shard_mb=0.004, dtype="fp32")
+    collect_activations(lm, QS, AS, batch_size=2,
+                        on_tokens=lambda i, t: dump.add(f"r{i}", t[:, [0, 2]]))
+    paths = dump.close()
+    assert len(paths) > 1 and paths == shard_paths(tmp_path, "d")  # stale shard gone
+    back = dict(read_token_dump(tmp_path, "d"))
+    assert sorted(back) == ["r0", "r1", "r2"]
+    for i in range(3):
+        diff = (back[f"r{i}"] - tokens[i][:, [0, 2]]).abs().max()
+        assert diff < 1e-4, diff  # other batching, other padding
+    assert dump_info(tmp_path, "d")["layers"] == [0, 2]
 
 
 def test_empty_answers_and_bad_layers_are_errors(lm: LoadedModel) -> None:

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from petridish.cli import app
 from petridish.interp.stage import load_direction
+from petridish.interp.tokendump import dump_info, read_token_dump
 from petridish.store.db import Store
 from tests.conftest import build_tiny_model
 from tests.fake_judge import FakeJudgeServer
@@ -77,7 +79,8 @@ def test_contrast_direction_sweep_and_ablation(tmp_path: Path, tiny_model_dir: P
     server = FakeJudgeServer()
     with server.serve() as url:
         exp = experiment(tmp_path, tiny_model_dir, other_model, url,
-                         'contrast = ["other", "base"]')
+                         'contrast = ["other", "base"]\nper_token = true\n'
+                         'per_token_layers = [1, 3]')
         runs = tmp_path / "runs"
         result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
         assert result.exit_code == 0, result.output
@@ -93,13 +96,21 @@ def test_contrast_direction_sweep_and_ablation(tmp_path: Path, tiny_model_dir: P
     with safe_open(str(folder / "activations" / "d-other.safetensors"), "pt") as f:
         assert f.get_tensor("activations").shape == (4, 4, 64)
         assert json.loads(f.metadata()["provenance"])["subject"] == "other"
+        means = f.get_tensor("activations")
+        order = json.loads(f.metadata()["provenance"])["responses_of"]
+    dumped = dict(read_token_dump(folder / "activations", "d-other"))
+    assert sorted(dumped) == sorted(order) and dump_info(
+        folder / "activations", "d-other")["layers"] == [1, 3]
+    for k, rid in enumerate(order):  # fp16 tokens average to the stored fp32 means
+        assert torch.allclose(dumped[rid].float().mean(0), means[k, [1, 3]], atol=2e-2)
     store = Store(folder / "store.sqlite")
     names = {s.name for s in store.stages()}
     store.close()
     for layer in (1, 2):
-        for scale in ("0", "4"):
-            assert f"sample:sweep.L{layer}.x{scale}:base" in names
-            assert f"judge:sweep.L{layer}.x{scale}:base" in names
+        assert f"sample:sweep.L{layer}.x4:base" in names
+        assert f"judge:sweep.L{layer}.x4:base" in names
+    assert {"sample:sweep.x0:base", "judge:sweep.x0:base"} <= names  # λ = 0: sampled once
+    assert not any(".x0" in n and ".L" in n for n in names)
     assert {"sample:abl.random-0:other", "sample:abl.random-1:other"} <= names
     assert "direction:d" in names
 
@@ -142,3 +153,22 @@ def test_bad_interp_tables(tmp_path: Path, tiny_model_dir: Path, other_model: Pa
         exp.write_text(edit(exp.read_text()))  # type: ignore[operator]
         result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs")])
     one_line_error(result, *needles)
+
+
+@pytest.mark.parametrize(("shape", "direction", "needles"), [
+    ({"hidden": 32}, "min_responses = 2",
+     ["ablate[0].direction", "direction 'd' has width 64", "'other' has width 32"]),
+    ({"hidden": 32}, 'contrast = ["other", "base"]',
+     ["direction[0].contrast", "differ in shape", "4 layers × 32"]),
+    ({"layers": 6}, "min_responses = 2",
+     ["ablate[0].direction", "has 4 layers but 'other' has 6"]),
+])
+def test_a_direction_of_another_shape_is_refused_before_the_run_starts(
+        tmp_path: Path, tiny_model_dir: Path, shape: dict[str, int], direction: str,
+        needles: list[str]) -> None:
+    odd = build_tiny_model(tmp_path / "odd", **shape)
+    with FakeJudgeServer().serve() as url:
+        exp = experiment(tmp_path, tiny_model_dir, odd, url, direction)
+        result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs")])
+    one_line_error(result, *needles)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -8,6 +8,7 @@ from petridish.assays import freeform
 from petridish.config import Experiment, load_experiment
 from petridish.errors import PetridishError
 from petridish.interp.conditions import ablate_conditions, steer_conditions
+from petridish.interp.preflight import check_interventions
 from petridish.interp.stage import JudgedAssay, run_direction_stage
 from petridish.judges.base import Judge, make_judge
 from petridish.judges.rubrics import load_rubrics
@@ -19,28 +20,6 @@ from petridish.store.keys import model_fingerprint
 from petridish.store.run import Run, check_writable, run_dir_for
 from petridish.train.organism import Subject
 from petridish.train.stage import run_train_stage
-
-
-def _check_intervention_layers(exp: Experiment, base_dir: Path) -> None:
-    """Layer numbers against the subject's depth, before the run folder exists."""
-    from transformers import AutoConfig
-
-    from petridish.models.bundled import converted_path
-
-    for table, items in (("steer", exp.steer), ("ablate", exp.ablate)):
-        for i, c in enumerate(items):
-            root = next((t.subject for t in exp.train if t.name == c.subject), c.subject)
-            ref = parse_model_ref(exp.subjects[root], base_dir=base_dir)
-            if ref.kind == "hub":
-                continue
-            folder = converted_path(ref.name) if ref.kind == "bundled" else Path(ref.name)
-            n = int(AutoConfig.from_pretrained(folder).num_hidden_layers)
-            single = getattr(c, "layer", None)
-            layers = getattr(c, "layers", None) or ([single] if single is not None else [])
-            for layer in layers:
-                if not 0 <= layer < n:
-                    raise PetridishError(f"layer {layer} is out of range: {c.subject!r} has "
-                                         f"layers 0-{n - 1}", field=f"{table}[{i}].layers")
 
 
 def _direction_subject(exp: Experiment, name: str) -> str:
@@ -84,7 +63,7 @@ def run_experiment(
     for ref_text in exp.subjects.values():
         check_available(parse_model_ref(ref_text, base_dir=path.parent))
     judge = _judge(exp, path.parent) if exp.assay or exp.steer or exp.ablate else None
-    _check_intervention_layers(exp, path.parent)
+    check_interventions(exp, path.parent)
     folder = run_dir_for(runs_dir, exp)
     run = Run(folder, exp, path.read_text(encoding="utf-8"))
     status = "failed"

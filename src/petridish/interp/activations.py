@@ -59,10 +59,13 @@ def collect_activations(
     layers: Sequence[int] | None = None,
     batch_size: int = 8,
     per_token: bool = False,
+    on_tokens: Callable[[int, Tensor], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """`[n, layers, d]` fp32 means over answer tokens; with `per_token`, also each response's
-    `[answer_tokens, layers, d]` (for probes). Responses with an empty answer are an error."""
+    `[answer_tokens, layers, d]` (for probes). `on_tokens(i, tokens)` receives the same per
+    response as each batch passes, so a caller can stream them to disk instead of holding
+    them. Responses with an empty answer are an error."""
     model = lm.model
     blocks = decoder_layers(model)
     which = check_layers(model, layers if layers is not None else range(len(blocks)))
@@ -75,6 +78,8 @@ def collect_activations(
     d = int(model.config.hidden_size)
     out = torch.zeros(len(rows), len(which), d)
     tokens: list[Tensor] = [torch.empty(0)] * len(rows)
+    if per_token and on_tokens is None:
+        on_tokens = tokens.__setitem__
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))  # little padding
     state: dict[str, Any] = {}
 
@@ -83,7 +88,7 @@ def collect_activations(
             h = (output[0] if isinstance(output, tuple) else output).float()  # [b, t, d]
             mask = state["mask"]  # [b, t, 1]
             out[state["idx"], k] = ((h * mask).sum(1) / mask.sum(1)).cpu()
-            if per_token:
+            if on_tokens is not None:
                 state["tok"][k] = h
         return fn
 
@@ -103,11 +108,11 @@ def collect_activations(
             state.update(idx=torch.tensor(idx), mask=mask.to(lm.device), tok={})
             inner = getattr(model, "model", None) or model
             inner(input_ids=ids.to(lm.device), attention_mask=attn.to(lm.device))
-            if per_token:
+            if on_tokens is not None:
                 for r, i in enumerate(idx):
                     seq, p = rows[i]
-                    tokens[i] = torch.stack([state["tok"][k][r, p:len(seq)]
-                                             for k in range(len(which))], 1).cpu()
+                    on_tokens(i, torch.stack([state["tok"][k][r, p:len(seq)]
+                                             for k in range(len(which))], 1).cpu())
             if progress:
                 progress(len(idx))
     finally:

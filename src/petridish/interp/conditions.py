@@ -50,9 +50,16 @@ def _ablation(d: Direction | Any) -> Apply:
 
 
 def steer_conditions(cfg: SteerConfig, d: Direction) -> list[Condition]:
+    """One condition per (layer, λ ≠ 0); λ = 0 is unsteered, so it is sampled once
+    (`NAME.x0`) and serves as every layer's reference."""
     out = []
+    if 0 in cfg.scales:
+        out.append(Condition(_assay(cfg, f"{cfg.name}.x0"), cfg.subject,
+                             Intervention({"steer": None}, lambda lm: nullcontext()),
+                             {"kind": "steer", "sweep": cfg.name, "layers": cfg.layers,
+                              "scale": 0.0, "direction": cfg.direction}))
     for layer in cfg.layers:
-        for scale in cfg.scales:
+        for scale in (s for s in cfg.scales if s != 0):
             name = f"{cfg.name}.L{layer}.x{scale:g}"
             key = {"steer": digest(d), "layer": layer, "scale": scale,
                    "positions": cfg.positions}

@@ -35,6 +35,12 @@ class DirectionConfig(BaseModel):
                                  "default the assay's answers of `subject`")
     min_responses: int = Field(5, ge=2)
     batch_size: int = Field(8, gt=0)
+    dtype: Literal["fp32", "bf16"] = Field("fp32", description="weights while collecting; "
+                                           "means are summed in fp32 either way")
+    per_token: bool = Field(False, description="also dump every answer token's activations "
+                            "(activations/NAME*.tokens-*.safetensors, fp16) for probes")
+    per_token_layers: list[int] | None = Field(None, min_length=1,
+                                               description="layers of the dump; default all")
 
     @field_validator("a", "b")
     @classmethod

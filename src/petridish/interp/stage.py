@@ -12,10 +12,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from petridish.errors import PetridishError
-from petridish.interp.activations import collect_activations
+from petridish.interp.activations import collect_activations, decoder_layers
 from petridish.interp.config import DirectionConfig
 from petridish.interp.directions import Direction, mean_diff
 from petridish.interp.filters import parse_filter
+from petridish.interp.tokendump import TokenDump
 from petridish.judges.stage import Judged, judged_responses
 from petridish.progress import console
 from petridish.store.keys import stage_key
@@ -106,20 +107,34 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
     return d
 
 
-def _acts(subject: Subject, rows: list[Judged], device: str, batch: int) -> torch.Tensor:
-    lm = load_subject(subject, device=device, dtype="fp32")
+def _acts(cfg: DirectionConfig, subject: Subject, rows: list[Judged], device: str,
+          folder: Path, dump: str, provenance: dict[str, Any]) -> torch.Tensor:
+    """`[n, layers, d]` answer means; with `per_token`, the tokens are streamed to `dump`."""
+    lm = load_subject(subject, device=device, dtype=cfg.dtype)
+    writer, on_tokens = None, None
+    if cfg.per_token:
+        layers = cfg.per_token_layers or list(range(len(decoder_layers(lm.model))))
+        writer = TokenDump(folder / "activations", dump, layers,
+                           {**provenance, "subject": subject.name})
+
+        def on_tokens(i: int, tokens: torch.Tensor) -> None:
+            assert writer is not None
+            writer.add(_rid(rows[i]), tokens[:, layers])
     out = collect_activations(lm, [j.response.question for j in rows],
                               [j.response.answer for j in rows],
-                              systems=[j.response.system for j in rows], batch_size=batch)
+                              systems=[j.response.system for j in rows],
+                              batch_size=cfg.batch_size, on_tokens=on_tokens)
+    if writer is not None:
+        writer.close()
     assert isinstance(out, torch.Tensor)
     return out
 
 
 def _from_filters(cfg: DirectionConfig, subject: Subject, a: list[Judged], b: list[Judged],
                   device: str, folder: Path) -> Direction:
-    acts = _acts(subject, a + b, device, cfg.batch_size)
     prov = {"kind": "filters", "subject": subject.name, "assay": cfg.assay, "a": cfg.a,
             "b": cfg.b, "responses_a": [_rid(j) for j in a], "responses_b": [_rid(j) for j in b]}
+    acts = _acts(cfg, subject, a + b, device, folder, cfg.name, prov)
     save_activations(folder / "activations" / f"{cfg.name}.safetensors", acts, prov)
     return mean_diff(acts[:len(a)], acts[len(a):], provenance=prov)
 
@@ -130,10 +145,10 @@ def _from_contrast(cfg: DirectionConfig, pair: list[str], subjects: dict[str, Su
     if len(texts) < 2:
         raise PetridishError(f"a contrast needs answers to run on; {len(texts)} found",
                              field=f"direction.{cfg.name}")
-    a = _acts(subjects[pair[0]], texts, device, cfg.batch_size)
-    b = _acts(subjects[pair[1]], texts, device, cfg.batch_size)
     prov = {"kind": "contrast", "a_subject": pair[0], "b_subject": pair[1], "assay": cfg.assay,
             "texts_of": cfg.texts_of or cfg.subject, "note": note, "responses": len(texts)}
+    a, b = (_acts(cfg, subjects[who], texts, device, folder, f"{cfg.name}-{who}", prov)
+            for who in pair)
     for who, acts in zip(pair, (a, b), strict=True):
         save_activations(folder / "activations" / f"{cfg.name}-{who}.safetensors", acts,
                          {**prov, "subject": who, "responses_of": [_rid(j) for j in texts]})

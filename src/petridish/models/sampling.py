@@ -26,7 +26,8 @@ class SamplingConfig(BaseModel):
     max_new_tokens: int = Field(128, gt=0, description="answer length cap, in tokens")
     min_new_tokens: int = Field(0, ge=0, description="end-of-turn is ignored before this many")
     seed: int = Field(0, description="same seed, same text")
-    batch_size: int = Field(32, gt=0, description="rows decoded together")
+    batch_size: int = Field(64, gt=0, description="rows decoded together (split evenly); "
+                            "larger is faster on a CPU until memory runs out")
 
 
 def sample_seed(seed: int, key: str, index: int) -> int:

@@ -92,7 +92,8 @@ def _sweeps(judged: list[tuple[dict[str, Any], list[Any]]]) -> list[str]:
         if c.get("kind") == "steer":
             s = summarize([j.scores for j in js])
             if s.em and s.coherent:
-                sweeps[c["sweep"]][int(c["layer"])].append((float(c["scale"]), s.em, s.coherent))
+                for layer in c.get("layers") or [c["layer"]]:  # λ = 0 is every layer's point
+                    sweeps[c["sweep"]][int(layer)].append((float(c["scale"]), s.em, s.coherent))
     out = []
     for name, by_layer in sweeps.items():
         out.append(f"<h2 id='sweep-{html.escape(name)}'>Steering sweep {html.escape(name)}</h2>"

@@ -1,0 +1,88 @@
+"""Intervention tables checked against the subjects' shapes before the run folder exists: a
+layer out of range or a direction of another width should cost a second, not a training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from petridish.config import Experiment
+from petridish.errors import PetridishError
+from petridish.models.refs import parse_model_ref
+
+
+@dataclass(frozen=True)
+class Shape:
+    layers: int
+    width: int
+
+
+def subject_shape(exp: Experiment, subject: str, base_dir: Path) -> Shape | None:
+    """Depth and width of a subject (an organism has its root model's); None if not local."""
+    from transformers import AutoConfig
+
+    from petridish.models.bundled import converted_path
+
+    root = subject
+    while root not in exp.subjects:
+        root = next(t.subject for t in exp.train if t.name == root)
+    ref = parse_model_ref(exp.subjects[root], base_dir=base_dir)
+    if ref.kind == "hub":
+        return None
+    folder = converted_path(ref.name) if ref.kind == "bundled" else Path(ref.name)
+    cfg = AutoConfig.from_pretrained(folder)
+    return Shape(int(cfg.num_hidden_layers), int(cfg.hidden_size))
+
+
+def check_interventions(exp: Experiment, base_dir: Path) -> None:
+    """Layers in range; every direction as wide (and, for all-layer ablations, as deep) as the
+    model it is applied to; a contrast's two subjects of one shape."""
+    shapes: dict[str, Shape | None] = {}
+
+    def shape(name: str) -> Shape | None:
+        if name not in shapes:
+            shapes[name] = subject_shape(exp, name, base_dir)
+        return shapes[name]
+
+    sources: dict[str, str] = {}
+    for i, d in enumerate(exp.direction):
+        for key in ("contrast", "fallback_contrast"):
+            pair = getattr(d, key)
+            if pair and None not in (sa := shape(pair[0]), sb := shape(pair[1])) and sa != sb:
+                raise PetridishError(f"{pair[0]!r} ({_say(sa)}) and {pair[1]!r} ({_say(sb)}) "
+                                     "differ in shape; a contrast needs one model shape",
+                                     field=f"direction[{i}].{key}")
+        sources[d.name] = d.contrast[0] if d.contrast else d.subject
+        own = shape(sources[d.name])
+        for layer in d.per_token_layers or []:
+            if own is not None and not 0 <= layer < own.layers:
+                raise PetridishError(f"layer {layer} is out of range: {sources[d.name]!r} has "
+                                     f"layers 0-{own.layers - 1}",
+                                     field=f"direction[{i}].per_token_layers")
+    for table, items in (("steer", exp.steer), ("ablate", exp.ablate)):
+        for i, c in enumerate(items):
+            target, source = shape(c.subject), shape(sources[c.direction])
+            if target is None:
+                continue
+            single = getattr(c, "layer", None)
+            layers = getattr(c, "layers", None) or ([single] if single is not None else [])
+            for layer in layers:
+                if not 0 <= layer < target.layers:
+                    raise PetridishError(f"layer {layer} is out of range: {c.subject!r} has "
+                                         f"layers 0-{target.layers - 1}",
+                                         field=f"{table}[{i}].layers")
+            if source is None:
+                continue
+            if source.width != target.width:
+                raise PetridishError(f"direction {c.direction!r} has width {source.width} "
+                                     f"(from {sources[c.direction]!r}) but {c.subject!r} has "
+                                     f"width {target.width}", field=f"{table}[{i}].direction")
+            every_layer = table == "ablate" and set(getattr(c, "modes", [])) - {"none"}
+            if every_layer and source.layers != target.layers:
+                raise PetridishError(f"direction {c.direction!r} has {source.layers} layers but "
+                                     f"{c.subject!r} has {target.layers}; an all-layer ablation "
+                                     "needs both", field=f"{table}[{i}].direction")
+
+
+def _say(s: Shape | None) -> str:
+    return "unknown shape" if s is None else f"{s.layers} layers × {s.width}"
