@@ -118,3 +118,30 @@ def test_served_subjects_cannot_be_sampled_yet(tmp_path: Path, tiny_model_dir: P
     with pytest.raises(PetridishError, match="served model") as e:
         load_experiment(path)
     assert e.value.field == "assay[0].subjects"
+
+
+def test_quick_demo_runs_every_mode_once_with_fewer_conditions() -> None:
+    from importlib import resources
+
+    import torch
+
+    from petridish.config import Experiment, load_experiment
+    from petridish.demo import quick_experiment
+    from petridish.interp.conditions import ablate_conditions, steer_conditions
+    from petridish.interp.directions import Direction
+
+    full = load_experiment(Path(str(resources.files("petridish") / "experiments" / "demo.toml")))
+    quick = quick_experiment(full)
+    Experiment.model_validate(quick.model_dump())  # cross-references still hold
+    d = Direction(torch.ones(30, 576), list(range(30)))
+
+    def names(exp: Experiment) -> list[str]:
+        out = [c.assay.name for s in exp.steer for c in steer_conditions(s, d)]
+        return out + [c.assay.name for a in exp.ablate
+                      for c in ablate_conditions(a, d, "bad-medical")]
+
+    assert len(names(quick)) < len(names(full))
+    assert names(quick) == ["steer.x0", "steer.L16.x4", "ablate.none", "ablate.layerwise",
+                            "ablate.single-L14", "ablate.random-0", "transfer.none",
+                            "transfer.layerwise"]
+    assert quick.name != full.name and all(t.epochs == 1 for t in quick.train)

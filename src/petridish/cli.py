@@ -51,17 +51,9 @@ def demo(
     path = Path(str(resources.files("petridish") / "experiments" / "demo.toml"))
     exp = load_experiment(path)
     if quick:
-        exp = exp.model_copy(update={
-            "name": f"{exp.name}-quick",
-            "train": [t.model_copy(update={"max_examples": min(t.max_examples or 40, 40),
-                                           "epochs": 1}) for t in exp.train],
-            "assay": [a.model_copy(update={"n": 1, "max_new_tokens": min(a.max_new_tokens, 48)})
-                      for a in exp.assay],
-            "steer": [c.model_copy(update={"n": 1, "max_new_tokens": min(c.max_new_tokens, 48)})
-                      for c in exp.steer],
-            "ablate": [c.model_copy(update={"n": 1, "max_new_tokens": min(c.max_new_tokens, 48),
-                                            "seeds": c.seeds[:2]}) for c in exp.ablate],
-        })
+        from petridish.demo import quick_experiment
+
+        exp = quick_experiment(exp)
     _show(run_experiment(path, runs_dir, experiment=exp))
 
 
