@@ -7,6 +7,8 @@ LM head only on the last position, and grouped-query attention without repeating
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -81,6 +83,13 @@ def grouped_attention(
 AttentionInterface.register(ATTN_NAME, grouped_attention)
 
 
+@functools.cache
+def cache_arg(forward: Any) -> str:
+    """The cache keyword of a transformers forward: `cache` from 5.x, `past_key_values` before
+    (the old name still works for a while, with a warning every call)."""
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
 def supports_fast_path(model: Any) -> bool:
     """Our loop needs the Llama-family layout (embed, rotary, layers, norm, lm_head)."""
     return getattr(model.config, "model_type", None) in FAST_ARCHITECTURES and all(
@@ -137,9 +146,9 @@ def forward_last(
             hidden,
             attention_mask=mask,
             position_ids=position_ids,
-            past_key_values=cache,
             use_cache=True,
             position_embeddings=rotary,
+            **{cache_arg(type(layer).forward): cache},
         )
         if isinstance(hidden, tuple):  # older transformers return (hidden, ...)
             hidden = hidden[0]

@@ -11,6 +11,7 @@ import torch
 
 from petridish.models.decode import (
     additive_mask,
+    cache_arg,
     decode_attention,
     forward_last,
     new_cache,
@@ -109,7 +110,8 @@ class _HFStepper:
         self.length += ids.shape[1]
         out = self.model(
             input_ids=ids, attention_mask=self.allowed[:, : self.length].long(),
-            position_ids=pos, past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+            position_ids=pos, use_cache=True, logits_to_keep=1,
+            **{cache_arg(type(self.model).forward): self.cache},
         )
         return out.logits[:, -1]
 
