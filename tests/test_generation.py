@@ -446,3 +446,21 @@ def test_batches_are_as_few_and_as_even_as_the_limit_allows(n: int, limit: int) 
     assert [i for p in parts for i in p] == list(range(n))  # order kept, nothing lost
     assert len(parts) == -(-n // limit) and max(sizes) <= limit and max(sizes) - min(sizes) <= 1
     assert even_batches([], 4) == []
+
+
+def test_rows_that_finish_early_are_yielded_before_the_batch_ends(
+        lm: LoadedModel, prompts: list[list[int]]) -> None:
+    plain = greedy(lm, prompts)
+    triggers = _triggers(plain)
+    early = {i for i, s in enumerate(stop_points(plain, triggers)) if s is not None}
+    config = SamplingConfig(temperature=0, max_new_tokens=24, batch_size=len(prompts))
+    with end_turn_instead_of(lm, triggers):
+        groups = list(generate(lm, prompts, [0] * len(prompts), config))
+        whole = run(lm, prompts, temperature=0, max_new_tokens=24, batch_size=1)
+    assert len(groups) > 1  # one batch, yielded in several groups
+    first, gens = groups[0]
+    assert set(first) <= early and all(g.finish_reason == "stop" for g in gens)
+    seen = [i for idx, _ in groups for i in idx]
+    assert sorted(seen) == list(range(len(prompts)))  # every row exactly once
+    found = {i: g for idx, gs in groups for i, g in zip(idx, gs, strict=True)}
+    assert [found[i] for i in range(len(prompts))] == whole

@@ -111,7 +111,7 @@ def run_sampling(
     store: Store,
     advance: Callable[[int], None],
 ) -> None:
-    """Sample every job; each finished batch is committed in one transaction."""
+    """Sample every job; each group of finished answers is committed in one transaction."""
     prompts = []
     for job in jobs:
         q = job.qset.questions[job.index]

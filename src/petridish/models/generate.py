@@ -38,7 +38,8 @@ def generate(
     config: SamplingConfig,
     on_step: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[list[int], list[Generation]]]:
-    """Sample one answer per (prompt, seed); yields `(indices, generations)` batch by batch.
+    """Sample one answer per (prompt, seed); yields `(indices, generations)` as rows finish
+    (each batch's early finishers in groups, then the rest of the batch).
 
     Prompts are sorted by length (longest first) so batches carry little padding.
     """
@@ -48,9 +49,9 @@ def generate(
     for chunk in even_batches(order, config.batch_size):
         # packed per batch: weights changed between batches (e.g. by an intervention) count
         with packed_linears(lm.model):
-            gens = _generate_batch(lm, [prompts[i] for i in chunk], [seeds[i] for i in chunk],
-                                   config, on_step)
-        yield chunk, gens
+            for rows, gens in _generate_batch(lm, [prompts[i] for i in chunk],
+                                              [seeds[i] for i in chunk], config, on_step):
+                yield [chunk[r] for r in rows], gens
 
 
 def even_batches(order: list[int], limit: int) -> list[list[int]]:
@@ -135,7 +136,9 @@ def _generate_batch(
     seeds: list[int],
     config: SamplingConfig,
     on_step: Callable[[int], None] | None,
-) -> list[Generation]:
+) -> Iterator[tuple[list[int], list[Generation]]]:
+    """Yields `(rows, generations)` as finished rows are retired, then the rest: a caller can
+    store answers before the whole batch is done (a kill loses only unfinished rows)."""
     device = lm.device
     b, t, n_new = len(prompts), max(len(p) for p in prompts), config.max_new_tokens
     pad = lm.tokenizer.pad_token_id
@@ -180,16 +183,22 @@ def _generate_batch(
                 break
             if (~live).sum() * 4 >= live.numel():  # retire finished rows in bulk
                 keep = live.nonzero()[:, 0]
+                yield _finished(lm, rows[~live].tolist(), out, length, stopped)
                 stepper.keep(keep)
                 rows, tok, next_pos = rows[keep], tok[keep], next_pos[keep]
                 live = torch.ones(len(rows), dtype=torch.bool, device=device)
             logits = stepper.step(tok, next_pos)
             next_pos = next_pos + 1
 
-    result = []
-    for row in range(b):
+    yield _finished(lm, rows.tolist(), out, length, stopped)
+
+
+def _finished(lm: LoadedModel, rows: list[int], out: torch.Tensor, length: torch.Tensor,
+              stopped: torch.Tensor) -> tuple[list[int], list[Generation]]:
+    gens = []
+    for row in rows:
         tokens = out[row, : int(length[row])].tolist()
         text = str(lm.tokenizer.decode(tokens, skip_special_tokens=True))
-        result.append(Generation(tokens, text, "stop" if bool(stopped[row]) else "length"))
-    return result
+        gens.append(Generation(tokens, text, "stop" if bool(stopped[row]) else "length"))
+    return rows, gens
 
