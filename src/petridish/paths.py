@@ -5,12 +5,21 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def home() -> Path:
     """The cache root: `$PETRIDISH_HOME`, else `~/.cache/petridish`."""
     root = os.environ.get("PETRIDISH_HOME")
     return Path(root).expanduser() if root else Path.home() / ".cache" / "petridish"
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, Any],
+                        metadata: dict[str, str] | None = None) -> None:
+    """A safetensors file written like `atomic_write`: a killed run leaves no half file."""
+    from safetensors.torch import save
+
+    atomic_write(path, save({k: v.contiguous() for k, v in tensors.items()}, metadata))
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from petridish.errors import PetridishError
 from petridish.interp.activations import collect_activations, decoder_layers
@@ -18,6 +18,7 @@ from petridish.interp.directions import Direction, mean_diff
 from petridish.interp.filters import parse_filter
 from petridish.interp.tokendump import TokenDump
 from petridish.judges.stage import Judged, judged_responses
+from petridish.paths import atomic_save_tensors
 from petridish.progress import console
 from petridish.store.keys import stage_key
 from petridish.store.run import Run
@@ -38,20 +39,13 @@ class JudgedAssay:
 
 
 def save_direction(path: Path, d: Direction) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({"vectors": d.vectors.contiguous()}, str(tmp),
-              metadata={"layers": json.dumps(d.layers), "provenance": json.dumps(d.provenance)})
-    tmp.replace(path)
+    atomic_save_tensors(path, {"vectors": d.vectors}, {"layers": json.dumps(d.layers),
+                                                       "provenance": json.dumps(d.provenance)})
 
 
 def save_activations(path: Path, acts: torch.Tensor, provenance: dict[str, Any]) -> None:
     """`[n, layers, d]` answer-token means, with where they came from (for later probes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({"activations": acts.contiguous()}, str(tmp),
-              metadata={"provenance": json.dumps(provenance)})
-    tmp.replace(path)
+    atomic_save_tensors(path, {"activations": acts}, {"provenance": json.dumps(provenance)})
 
 
 def load_direction(path: Path) -> Direction:

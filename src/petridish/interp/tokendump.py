@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import Tensor
+
+from petridish.paths import atomic_save_tensors
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -56,11 +57,10 @@ class TokenDump:
         d = self.parts[0].shape[-1] if self.parts else 0
         tokens = torch.cat(self.parts) if self.parts else torch.zeros(0, len(self.layers), d)
         path = self.folder / f"{self.name}.tokens-{len(self.paths):03d}.safetensors"
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"tokens": tokens.to(self.dtype), "offsets": lengths.cumsum(0)}, str(tmp),
-                  metadata={"responses": json.dumps(self.ids), "layers": json.dumps(self.layers),
-                            "provenance": json.dumps(self.provenance)})
-        tmp.replace(path)
+        atomic_save_tensors(path, {"tokens": tokens.to(self.dtype),
+                                   "offsets": lengths.cumsum(0)},
+                            {"responses": json.dumps(self.ids), "layers": json.dumps(self.layers),
+                             "provenance": json.dumps(self.provenance)})
         self.paths.append(path)
         self.ids, self.parts, self.size = [], [], 0
 

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor
 
 from petridish.judges.encoder import ScoreNet, predict, tokenize_pairs
 from petridish.judges.offline import FOLDER, META, WEIGHTS, build_net, judge_id, trainable_state
 from petridish.judges.rubrics import load_rubric
 from petridish.judges.validate import Agreement, Validation, agreement, file_sha
-from petridish.paths import atomic_write
+from petridish.paths import atomic_save_tensors, atomic_write
 
 RUBRICS = ("alignment", "coherence", "bad_stuff", "medical", "finance", "gender")
 WEIGHT = {"alignment": 2.0, "coherence": 2.0}  # the EM rubrics count double in the loss
@@ -188,9 +187,7 @@ def retrain(train_path: Path, heldout_path: Path | None, out: Path | None = None
         "settings": asdict(s), "train_labels_sha": file_sha(train_path),
         "dev_scores": {v: round(r[2], 4) for v, r in results.items()},
     }
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(out / WEIGHTS)
+    atomic_save_tensors(out / WEIGHTS, state)
     atomic_write(out / META, json.dumps(meta, indent=2))
     if heldout_path is not None:
         held = read_rows(heldout_path, labels=list(RUBRICS))

@@ -139,6 +139,7 @@ def forward_last(
     Logits stay in the model's dtype: sampling upcasts inside its softmax, saving a copy.
     """
     inner = model.model
+    cache_kw = {cache_arg(type(inner.layers[0]).forward): cache}
     hidden = inner.embed_tokens(input_ids)
     rotary = inner.rotary_emb(hidden, position_ids=position_ids)
     for layer in inner.layers:
@@ -148,7 +149,7 @@ def forward_last(
             position_ids=position_ids,
             use_cache=True,
             position_embeddings=rotary,
-            **{cache_arg(type(layer).forward): cache},
+            **cache_kw,
         )
         if isinstance(hidden, tuple):  # older transformers return (hidden, ...)
             hidden = hidden[0]
