@@ -1,4 +1,5 @@
-"""`petridish run|demo|ls|show|sample|export`: one-line errors with exit code 2 for bad input."""
+"""`petridish run|validate|demo|ls|show|sample|export|report`: one-line errors with exit code
+2 for bad input."""
 
 from __future__ import annotations
 
@@ -62,8 +63,9 @@ def demo(
 def list_runs(runs_dir: RunsDir = Path("runs")) -> None:
     """List run folders with their stages and response counts."""
     from petridish.report.summary import run_summaries
+    from petridish.tables import new_table
 
-    table = Table("run", "started", "stages done", "responses", "status")
+    table = new_table("run", "started", "stages done", "responses", "status")
     for s in run_summaries(runs_dir):
         table.add_row(s.name, s.started, f"{s.stages_done}/{s.stages}", str(s.responses),
                       s.status)
@@ -72,25 +74,52 @@ def list_runs(runs_dir: RunsDir = Path("runs")) -> None:
 
 @app.command()
 @friendly
+def validate(
+    experiment: Annotated[Path, typer.Argument(help="experiment TOML file")],
+) -> None:
+    """Check an experiment as `run` would, without sampling, loading weights or the network."""
+    from petridish.config import load_experiment
+    from petridish.preflight import preflight
+
+    exp = load_experiment(experiment)
+    preflight(exp, experiment.parent)
+    stages = len(exp.train) + sum(len(a.subjects or exp.subject_names()) for a in exp.assay)
+    out.print(f"{experiment}: valid ({len(exp.subject_names())} subjects, {stages} train and "
+              f"assay stages, {len(exp.direction)} directions, "
+              f"{len(exp.steer) + len(exp.ablate)} intervention tables); run folder "
+              f"{exp.identity().folder_name}")
+
+
+@app.command()
+@friendly
 def show(
     run_folder: Annotated[Path, typer.Argument(help="a run folder")],
     by: Annotated[str, typer.Option(help="rates per subject, question or tag")] = "subject",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object: stages and every "
+                                          "metric as rows")] = False,
 ) -> None:
-    """Tables of the run's stages, responses and judged rates."""
+    """Tables of the run's stages, responses and metrics (or all of it as JSON)."""
     if by not in ("subject", "question", "tag"):
         raise PetridishError(f"--by must be subject, question or tag, not {by!r}", field="--by")
+    if as_json:
+        from petridish.report.summary import run_json
+
+        typer.echo(json.dumps(run_json(run_folder, by), indent=1, ensure_ascii=False))
+        return
     _show(run_folder, by)
 
 
 def _show(folder: Path, by: str = "subject") -> None:
-    from petridish.report.judged import metric_table
+    from petridish.assays.registry import kinds
+    from petridish.report.results import by_kind, load_results
     from petridish.report.summary import result_table, stage_table
 
     out.print(stage_table(folder))
     out.print(result_table(folder))
-    judged = metric_table(folder, by)  # type: ignore[arg-type]
-    if judged is not None:
-        out.print(judged)
+    known = kinds()
+    for kind, results in by_kind(load_results(folder)).items():
+        for table in known[kind].show(results, by):  # type: ignore[arg-type]
+            out.print(table)
 
 
 @app.command()

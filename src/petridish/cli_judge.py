@@ -24,7 +24,7 @@ JudgeSpec = Annotated[str, typer.Option("--judge", help="offline, openai:MODEL, 
 def _settings(api_key_env: str | None, mode: str, concurrency: int,
               timeout: float) -> JudgeSettings:
     """The same checks as the experiment's `[judge]` table."""
-    from petridish.config import JudgeConfig
+    from petridish.judges.config import JudgeConfig
 
     cfg = options(JudgeConfig, api_key_env=api_key_env, mode=mode, concurrency=concurrency,
                   timeout=timeout)

@@ -7,54 +7,26 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from petridish.assays.base import AssayConfig
+from petridish.assays.registry import config_union, get_assay, kinds
 from petridish.data.formats import load_questions
 from petridish.errors import PetridishError
 from petridish.interp.config import AblateConfig, DirectionConfig, SteerConfig
-from petridish.judges.base import JudgeSettings
-from petridish.judges.rubrics import DEFAULT_RUBRICS, load_rubrics
+from petridish.judges.config import JudgeConfig
+from petridish.judges.rubrics import load_rubrics
 from petridish.models.refs import DEFAULT_MODEL, parse_model_ref
-from petridish.models.sampling import SamplingConfig
+from petridish.names import NAME
+from petridish.store.run import RunIdentity
 from petridish.train.config import TrainConfig, expand_sweeps
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-
-class AssayConfig(SamplingConfig):
-    """Free-form sampling of each subject over question sets (judges come in a later stage)."""
-
-    name: str = Field(pattern=_NAME, description="unique name of this assay")
-    kind: Literal["freeform"] = Field("freeform", description="assay kind")
-    subjects: list[str] | None = Field(None, description="subject names; default all")
-    questions: list[str] = Field(min_length=1, description="question sets: builtin:NAME or paths")
-    dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="sampling dtype")
-    seed: int | None = Field(None, description="sampling seed; default the experiment's")  # type: ignore[assignment]
-
-
-class JudgeConfig(BaseModel):
-    """Who grades every assay's answers, under which rubrics; `[judge]` in the experiment."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backend: str = Field("offline", description="offline, openai:MODEL, "
-                         "http://HOST/v1#MODEL or hf:PATH")
-    rubrics: list[str] = Field(default_factory=lambda: list(DEFAULT_RUBRICS), min_length=1,
-                               description="rubric names, e.g. alignment, coherence, bad_stuff")
-    api_key_env: str | None = Field(None, description="environment variable holding the API "
-                                    "key (default OPENAI_API_KEY for openai:)")
-    mode: Literal["logprobs", "parse"] = Field("logprobs", description="read the score from "
-                                               "top-20 logprobs, or parse it from the text")
-    concurrency: int = Field(8, ge=1, le=256, description="requests in flight")
-    timeout: float = Field(60.0, gt=0, description="seconds per request")
-    max_retries: int = Field(4, ge=0, le=20, description="retries of a transient failure")
-
-    def settings(self) -> JudgeSettings:
-        return JudgeSettings(api_key_env=self.api_key_env, mode=self.mode,
-                             concurrency=self.concurrency, timeout=self.timeout,
-                             max_retries=self.max_retries)
+if TYPE_CHECKING:
+    AssayTable = AssayConfig
+else:
+    AssayTable = config_union()  # the registered kinds' configs, chosen by `kind`
 
 
 class Experiment(BaseModel):
@@ -62,7 +34,7 @@ class Experiment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=_NAME, description="run folders are named <name>-<hash>")
+    name: str = Field(pattern=NAME, description="run folders are named <name>-<hash>")
     description: str = Field("", description="free text, shown in reports")
     seed: int = Field(0, description="default seed of every stage")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
@@ -71,7 +43,8 @@ class Experiment(BaseModel):
         description="name -> model reference",
     )
     train: list[TrainConfig] = Field(default_factory=list, description="[[train]] tables")
-    assay: list[AssayConfig] = Field(default_factory=list, description="[[assay]] tables")
+    assay: list[AssayTable] = Field(default_factory=list, description="[[assay]] tables, "
+                                   "one union member per assay kind")
     judge: JudgeConfig = Field(default_factory=lambda: JudgeConfig.model_validate({}),
                                description="[judge] table")
     direction: list[DirectionConfig] = Field(default_factory=list, description="[[direction]]")
@@ -91,7 +64,7 @@ class Experiment(BaseModel):
     @classmethod
     def _subject_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not re.match(_NAME, name):
+            if not re.match(NAME, name):
                 raise ValueError(f"subject name {name!r} must be letters, digits, _ . -")
         return value
 
@@ -99,6 +72,10 @@ class Experiment(BaseModel):
         """Hash of the validated content: same experiment, same run folder."""
         body = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:8]
+
+    def identity(self) -> RunIdentity:
+        return RunIdentity(self.name, self.short_hash(), self.seed,
+                           self.model_dump_json(indent=2))
 
 
 def load_experiment(path: Path) -> Experiment:
@@ -118,8 +95,12 @@ def load_experiment(path: Path) -> Experiment:
         exp = Experiment.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = [p for p in err["loc"]]
+        loc = _strip_tags(list(err["loc"]))
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "union_tag_invalid":
+            msg = (f"unknown assay kind {err['ctx']['tag']!r}; known: "
+                   f"{', '.join(sorted(kinds()))}")
+            loc = [*loc, "kind"]
         raise PetridishError(msg, file=path, line=_line_of(text, loc),
                              field=_dotted(loc)) from e
     _cross_check(exp, path, text)
@@ -153,18 +134,16 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
                     field=f"assay[{i}].subjects")
             if s in exp.subjects and not parse_model_ref(exp.subjects[s], base_dir=base).is_local:
                 raise PetridishError(
-                    f"subject {s!r} is a served model; free-form sampling runs local models "
-                    "only for now (served models can judge)", file=path,
+                    f"subject {s!r} is a served model; assays run local models only for now "
+                    "(served models can judge)", file=path,
                     line=_line_of(text, [*where, "name"]), field=f"assay[{i}].subjects")
-        for q in assay.questions:
-            try:
-                load_questions(q, base)
-            except PetridishError as e:
-                if e.file:
-                    raise  # the error is inside the question file, and names it
-                raise PetridishError(e.message, file=path,
-                                     line=_line_of(text, [*where, "questions"]),
-                                     field=f"assay[{i}].questions") from e
+        try:
+            get_assay(assay.kind).sources(assay, base)
+        except PetridishError as e:
+            if e.file:
+                raise  # the error is inside the source file, and names it
+            raise PetridishError(e.message, file=path, line=_line_of(text, [*where, "questions"]),
+                                 field=f"assay[{i}].questions") from e
 
 
 def _check_train(exp: Experiment, path: Path, text: str) -> None:
@@ -220,6 +199,7 @@ def _check_interp(exp: Experiment, path: Path, text: str) -> None:
     """Directions name sampled, judged subjects; interventions name earlier directions."""
     subjects = exp.subject_names()
     assays = {a.name: (a.subjects or subjects) for a in exp.assay}
+    judged_kind = {a.name: a.kind for a in exp.assay}
     names: set[str] = set(assays)
 
     def fail(table: str, i: int, key: str, message: str) -> PetridishError:
@@ -238,6 +218,10 @@ def _check_interp(exp: Experiment, path: Path, text: str) -> None:
                     raise fail("direction", i, key, f"unknown subject {s!r}")
         if d.assay not in assays:
             raise fail("direction", i, "assay", f"unknown assay {d.assay!r}")
+        if not get_assay(judged_kind[d.assay]).judged:
+            raise fail("direction", i, "assay", f"assay {d.assay!r} is of kind "
+                       f"{judged_kind[d.assay]!r}, whose answers are not judged; a direction "
+                       "needs judged answers")
         if (d.texts_of or d.subject) not in assays[d.assay]:
             raise fail("direction", i, "assay", f"assay {d.assay!r} does not sample "
                        f"{d.texts_of or d.subject!r}")
@@ -265,6 +249,14 @@ def _check_interp(exp: Experiment, path: Path, text: str) -> None:
                     load_questions(q, path.parent)
                 except PetridishError as e:
                     raise fail(table, i, "questions", e.message) from e
+
+
+def _strip_tags(loc: list[Any]) -> list[Any]:
+    """Drop the union tag pydantic puts after `assay[i]` (e.g. `assay.0.pressure.rounds`)."""
+    known = set(kinds())
+    return [p for k, p in enumerate(loc)
+            if not (k >= 2 and loc[k - 2] == "assay" and isinstance(loc[k - 1], int)
+                    and p in known)]
 
 
 def _dotted(loc: list[Any]) -> str:

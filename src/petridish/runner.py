@@ -1,46 +1,90 @@
-"""Run an experiment: validate everything first, then each stage unless its key is stored."""
+"""Run an experiment: check everything first, then its phases in order (grow organisms, run
+assays and judge them, take directions, sample the intervention conditions), each stage
+skipped when its key is stored."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from petridish.assays import freeform
+import torch
+
+from petridish.assays.base import AssayConfig
+from petridish.assays.registry import get_assay
+from petridish.assays.stage import run_assay_stage
 from petridish.config import Experiment, load_experiment
-from petridish.errors import PetridishError
-from petridish.interp.conditions import ablate_conditions, steer_conditions
-from petridish.interp.preflight import check_interventions
+from petridish.interp.conditions import Condition, ablate_conditions, steer_conditions
+from petridish.interp.intervention import Intervention
 from petridish.interp.stage import JudgedAssay, run_direction_stage
 from petridish.judges.base import Judge, make_judge
-from petridish.judges.rubrics import load_rubrics
+from petridish.judges.rubrics import Rubric, load_rubrics
 from petridish.judges.stage import run_judge_stage
 from petridish.models.device import pick_device
-from petridish.models.loader import LoadedModel, check_available
+from petridish.models.loader import LoadedModel
 from petridish.models.refs import parse_model_ref
-from petridish.store.keys import model_fingerprint
-from petridish.store.run import Run, check_writable, run_dir_for
-from petridish.train.organism import Subject
+from petridish.models.subject import Subject, declared_subject
+from petridish.preflight import needs_judge, preflight
+from petridish.store.run import Run, check_writable
 from petridish.train.stage import run_train_stage
 
 
-def _direction_subject(exp: Experiment, name: str) -> str:
-    cfg = next(d for d in exp.direction if d.name == name)
-    return cfg.contrast[0] if cfg.contrast else cfg.subject
+@dataclass
+class RunContext:
+    """What the phases share while one experiment runs."""
+
+    run: Run
+    exp: Experiment
+    base_dir: Path
+    device: torch.device
+    dtype: str | None  # overrides every assay's sampling dtype
+    show_progress: bool
+    judge: Judge | None
+    rubrics: list[Rubric]
+    subjects: dict[str, Subject] = field(default_factory=dict)
+    judged: dict[tuple[str, str], JudgedAssay] = field(default_factory=dict)
+    loaded: dict[tuple[str, str], LoadedModel] = field(default_factory=dict)
+
+    def assay(self, cfg: AssayConfig, subject: str,
+              intervention: Intervention | None = None) -> None:
+        """Sample one assay (or condition) on one subject, then judge it if its kind is."""
+        done = run_assay_stage(self.run, cfg, self.subjects[subject], self.base_dir,
+                               self.device, self.dtype or cfg.dtype, self.exp.seed,
+                               self.show_progress, intervention, self.loaded)
+        if self.judge is not None and get_assay(cfg.kind).judged:
+            j = run_judge_stage(self.run, cfg.name, subject, done.key, self.judge,
+                                self.rubrics, self.show_progress)
+            self.judged[(cfg.name, subject)] = JudgedAssay(done.key, j.info)
 
 
-def _judge(exp: Experiment, base_dir: Path) -> Judge:
-    """The experiment's judge, loaded before anything is written; never a subject under test."""
-    spec = exp.judge.backend
-    if spec.startswith("hf:"):
-        judge_ref = parse_model_ref(spec.removeprefix("hf:"), base_dir=base_dir)
-        for name, text in exp.subjects.items():
-            ref = parse_model_ref(text, base_dir=base_dir)
-            if ref.is_local and model_fingerprint(ref) == model_fingerprint(judge_ref):
-                raise PetridishError(f"the judge {spec} is the subject {name!r}: never judge "
-                                     "with the model under test", field="judge.backend")
-    elif spec in exp.subjects.values():
-        raise PetridishError(f"the judge {spec} is a subject: never judge with the model under "
-                             "test", field="judge.backend")
-    return make_judge(spec, exp.judge.settings())
+def _grow(ctx: RunContext) -> None:
+    for name, text in ctx.exp.subjects.items():
+        ctx.subjects[name] = declared_subject(name, parse_model_ref(text, base_dir=ctx.base_dir))
+    for cfg in ctx.exp.train:
+        init = ctx.subjects[cfg.init_from] if cfg.init_from else None
+        ctx.subjects[cfg.name] = run_train_stage(ctx.run, cfg, ctx.subjects[cfg.subject], init,
+                                                 ctx.base_dir, ctx.device, ctx.show_progress)
+
+
+def _assays(ctx: RunContext) -> None:
+    for cfg in ctx.exp.assay:
+        for name in cfg.subjects or ctx.exp.subject_names():
+            ctx.assay(cfg, name)
+
+
+def _interventions(ctx: RunContext) -> None:
+    exp = ctx.exp
+    directions = {cfg.name: run_direction_stage(ctx.run, cfg, ctx.subjects, ctx.judged,
+                                                str(ctx.device)) for cfg in exp.direction}
+    sources = {d.name: d.contrast[0] if d.contrast else d.subject for d in exp.direction}
+    conditions: list[Condition] = [c for cfg in exp.steer
+                                   for c in steer_conditions(cfg, directions[cfg.direction])]
+    conditions += [c for cfg in exp.ablate for c in ablate_conditions(
+        cfg, directions[cfg.direction], sources[cfg.direction])]
+    for c in conditions:
+        ctx.assay(c.assay, c.subject, c.intervention)
+
+
+PHASES = (_grow, _assays, _interventions)
 
 
 def run_experiment(
@@ -59,55 +103,22 @@ def run_experiment(
     """
     exp = experiment or load_experiment(path)
     check_writable(runs_dir)
+    preflight(exp, path.parent)
     torch_device = pick_device(device or exp.device)
-    for ref_text in exp.subjects.values():
-        check_available(parse_model_ref(ref_text, base_dir=path.parent))
-    judge = _judge(exp, path.parent) if exp.assay or exp.steer or exp.ablate else None
-    check_interventions(exp, path.parent)
-    folder = run_dir_for(runs_dir, exp)
-    run = Run(folder, exp, path.read_text(encoding="utf-8"))
+    judge = make_judge(exp.judge.backend, exp.judge.settings()) if needs_judge(exp) else None
+    identity = exp.identity()
+    folder = runs_dir / identity.folder_name
+    run = Run(folder, identity, path.read_text(encoding="utf-8"))
+    ctx = RunContext(run, exp, path.parent, torch_device, dtype, show_progress, judge,
+                     load_rubrics(exp.judge.rubrics))
     status = "failed"
     try:
-        subjects: dict[str, Subject] = {}
-        for name, text in exp.subjects.items():
-            ref = parse_model_ref(text, base_dir=path.parent)
-            subjects[name] = Subject(name, ref, model_fingerprint(ref))
-        for cfg in exp.train:
-            init = subjects[cfg.init_from] if cfg.init_from else None
-            subjects[cfg.name] = run_train_stage(run, cfg, subjects[cfg.subject], init,
-                                                 path.parent, torch_device, show_progress)
-        rubrics = load_rubrics(exp.judge.rubrics)
-        judged: dict[tuple[str, str], JudgedAssay] = {}
-        for assay in exp.assay:
-            sets = freeform.question_sets(assay, path.parent)
-            for name in assay.subjects or exp.subject_names():
-                key = freeform.run_stage(run, assay, subjects[name], sets, torch_device,
-                                         dtype or assay.dtype, show_progress)
-                if judge is not None:
-                    info = run_judge_stage(run, assay.name, name, key, judge, rubrics,
-                                           show_progress)
-                    judged[(assay.name, name)] = JudgedAssay(key, info)
-        directions = {cfg.name: run_direction_stage(run, cfg, subjects, judged,
-                                                    str(torch_device))
-                      for cfg in exp.direction}
-        conditions = [c for cfg in exp.steer
-                      for c in steer_conditions(cfg, directions[cfg.direction])]
-        conditions += [c for cfg in exp.ablate for c in ablate_conditions(
-            cfg, directions[cfg.direction], _direction_subject(exp, cfg.direction))]
-        loaded: dict[tuple[str, str], LoadedModel] = {}  # one load per subject, not per condition
-        for c in conditions:
-            sets = freeform.question_sets(c.assay, path.parent)
-            key = freeform.run_stage(run, c.assay, subjects[c.subject], sets, torch_device,
-                                     dtype or c.assay.dtype, show_progress, c.intervention,
-                                     loaded)
-            if judge is not None:
-                run_judge_stage(run, c.assay.name, c.subject, key, judge, rubrics,
-                                show_progress, extra=c.info)
+        for phase in PHASES:
+            phase(ctx)
         status = "done"
-        if judge is not None:
-            from petridish.report.html import build_report
+        from petridish.report.html import build_report
 
-            build_report(folder)
+        build_report(folder)
     finally:
         run.close(status)
     return folder

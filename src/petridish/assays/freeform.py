@@ -1,29 +1,32 @@
-"""The free-form assay's sampling stage: n answers per question per subject, resumable."""
+"""The free-form assay: n sampled answers per question per subject, judged afterwards by the
+experiment's judge (EM, coherence, self-correction; RESEARCH.md §1)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-import torch
+from pydantic import Field
+from rich.table import Table
 
-from petridish.config import AssayConfig
+from petridish import render
+from petridish.assays.base import AssayConfig, AssayResult, AssayStage, By, MetricRow
+from petridish.assays.registry import assay
 from petridish.data.formats import QuestionSet, load_questions
-from petridish.models.chat import conversation, prompt_ids
-from petridish.models.device import cpu_has_bf16, pick_dtype
-from petridish.models.generate import generate
-from petridish.models.loader import LoadedModel
+from petridish.judges.metrics import Rate, Summary, summarize, summarize_by
+from petridish.judges.validate import judge_caption
+from petridish.models.chat import conversation
 from petridish.models.sampling import sample_seed
-from petridish.progress import console, progress_bar
-from petridish.store.db import Response, Store
-from petridish.store.keys import stage_key
-from petridish.store.run import Run
-from petridish.train.organism import Subject, load_subject
+from petridish.store.records import Turn, single_turn
+from petridish.tables import new_table
 
-VERSION = 1  # bump when the stage's output would change for the same inputs
+
+class FreeformConfig(AssayConfig):
+    """Free-form sampling of each subject over question sets (judges come in a later stage)."""
+
+    kind: Literal["freeform"] = Field("freeform", description="assay kind")
 
 
 @dataclass(frozen=True)
@@ -36,97 +39,127 @@ class SampleJob:
     seed: int
 
 
-@dataclass(frozen=True)
-class Intervention:
-    """Hooks applied while sampling (steering, ablation): `key` enters the stage key."""
-
-    key: dict[str, Any]
-    apply: Callable[[LoadedModel], AbstractContextManager[Any]]
-
-
-def run_stage(
-    run: Run, assay: AssayConfig, subject: Subject, sets: list[QuestionSet],
-    device: torch.device, dtype: str, show_progress: bool,
-    intervention: Intervention | None = None,
-    loaded: dict[tuple[str, str], LoadedModel] | None = None,
-) -> str:
-    """The sampling stage of one assay on one subject: skipped if stored, else resumed.
-
-    Returns the stage key (the judge stage reads its responses). `loaded` keeps models
-    between stages (interventions remove their hooks, so a model can be reused)."""
-    if dtype == "bf16" and device.type == "cpu" and not cpu_has_bf16():
-        dtype = "fp32"  # bf16 without native support is slower, not faster
-    seed = run.exp.seed if assay.seed is None else assay.seed
-    key = stage_key("sample", VERSION, {
-        "model": subject.fingerprint, "device": device.type,
-        "dtype": str(pick_dtype(device, dtype)), "seed": seed,
-        "sampling": assay.model_dump(exclude={"name", "subjects", "dtype", "seed"}),
-        "questions": [(s.name, s.fingerprint()) for s in sets],
-        **({"intervention": intervention.key} if intervention else {}),
-    })
-    name = f"sample:{assay.name}:{subject.name}"
-    record = run.store.stage(key)
-    if record and record.status == "done":
-        console.print(f"[dim]{name}: stored, skipped[/dim]")
-        return key
-    info = {"assay": assay.name, "subject": subject.name}
-    run.store.begin_stage(key, name, "sample", info)
-    jobs = plan(assay, seed, sets, run.store.done_samples(key))
-    if jobs:
-        cache = loaded if loaded is not None else {}
-        lm = cache.get((subject.name, dtype)) or load_subject(subject, device=str(device),
-                                                               dtype=dtype)
-        cache[(subject.name, dtype)] = lm
-        run.record_model(subject.name, {**lm.describe(), "adapter": str(subject.adapter or "")})
-        with progress_bar(name, len(jobs), show_progress) as advance, \
-                (intervention.apply(lm) if intervention else nullcontext()):
-            run_sampling(lm, assay, subject.name, key, jobs, run.store, advance)
-    run.store.finish_stage(key, {**info, "responses": len(run.store.done_samples(key))})
-    return key
-
-
-def plan(
-    assay: AssayConfig, seed: int, sets: list[QuestionSet], done: set[tuple[str, str, int]]
-) -> list[SampleJob]:
+def plan(n: int, seed: int, sets: Sequence[QuestionSet], done: set[str]) -> list[SampleJob]:
     """Every missing sample; seeds depend on (seed, set, question, index), never on batching."""
     jobs = []
     for qset in sets:
         for i, q in enumerate(qset.questions):
-            for k in range(assay.n):
-                if (qset.name, q.id, k) not in done:
+            for k in range(n):
+                if f"{qset.name}/{q.id}/{k}" not in done:
                     jobs.append(SampleJob(qset, i, k, sample_seed(seed, f"{qset.name}/{q.id}", k)))
     return jobs
 
 
-def question_sets(assay: AssayConfig, base_dir: Path) -> list[QuestionSet]:
-    return [load_questions(q, base_dir) for q in assay.questions]
+def _groups(results: Sequence[AssayResult], by: By) -> list[tuple[AssayResult, Summary]]:
+    out = []
+    for res in results:
+        if res.judged is None:
+            continue
+        scores = [j.scores for j in res.judged]
+        out.append((res, summarize(scores, "all")))
+        if by in ("subject", "tag"):
+            keys = [[f"tag={t}" for t in j.response.tags] for j in res.judged]
+        else:
+            keys = [[f"question={j.response.question_set}/{j.response.question_id}"]
+                    for j in res.judged]
+        out += [(res, s) for s in summarize_by(scores, keys)]
+    return out
 
 
-def run_sampling(
-    lm: LoadedModel,
-    assay: AssayConfig,
-    subject: str,
-    key: str,
-    jobs: list[SampleJob],
-    store: Store,
-    advance: Callable[[int], None],
-) -> None:
-    """Sample every job; each group of finished answers is committed in one transaction."""
-    prompts = []
-    for job in jobs:
-        q = job.qset.questions[job.index]
-        prompts.append(prompt_ids(lm.tokenizer, conversation(q.text, q.system)))
-    cfg = assay.model_copy(update={"seed": 0})
-    for indices, gens in generate(lm, prompts, [j.seed for j in jobs], cfg):
-        batch = []
-        for i, gen in zip(indices, gens, strict=True):
-            job = jobs[i]
-            q = job.qset.questions[job.index]
-            batch.append(Response(
-                stage_key=key, assay=assay.name, subject=subject, question_set=job.qset.name,
-                question_id=q.id, sample_index=job.sample_index, question=q.text,
-                system=q.system, tags=q.tags, answer=gen.text, n_tokens=len(gen.token_ids),
-                finish_reason=gen.finish_reason, seed=job.seed,
-            ))
-        store.add_responses(batch)
-        advance(len(batch))
+def _cell(rate: Rate | None) -> str:
+    return "n/a" if rate is None else str(rate).split(" (")[0]
+
+
+@assay("freeform")
+class Freeform:
+    version = 1
+    judged = True
+    config = FreeformConfig
+
+    def sources(self, cfg: AssayConfig, base_dir: Path) -> list[QuestionSet]:
+        return [load_questions(q, base_dir) for q in cfg.questions]
+
+    def run(self, stage: AssayStage) -> None:
+        sets: list[QuestionSet] = list(stage.sources)  # type: ignore[arg-type]
+        jobs = plan(stage.cfg.n, stage.seed, sets, stage.store.done_keys(stage.key))
+        if not jobs:
+            return
+        backend = stage.backend()
+        questions = [j.qset.questions[j.index] for j in jobs]
+        convs = [conversation(q.text, q.system) for q in questions]
+        with stage.progress(len(jobs)) as advance:
+            for indices, replies in backend.chat(convs, [j.seed for j in jobs], stage.cfg):
+                batch = []
+                for i, reply in zip(indices, replies, strict=True):
+                    job, q = jobs[i], questions[i]
+                    batch.append(single_turn(
+                        stage.key, stage.cfg.name, stage.subject.name, job.qset.name, q.id,
+                        job.sample_index, q.text, q.system, reply.text,
+                        Turn(reply.n_tokens, reply.finish_reason, job.seed), q.tags))
+                stage.store.add_responses(batch)  # one transaction per finished group
+                advance(len(batch))
+
+    def metrics(self, results: Sequence[AssayResult], by: By) -> list[MetricRow]:
+        rows = []
+        for res, s in _groups(results, by):
+            group = None if s.group == "all" else s.group
+            rates = {"em_rate": s.em, "coherence_rate": s.coherent,
+                     "self_correction_rate": s.self_correction}
+            for metric, r in rates.items():
+                if r is not None:
+                    rows.append(MetricRow.of_rate(res.name, res.subject, metric, r, group))
+            for rubric, m in s.means.items():
+                rows.append(MetricRow.of_mean(res.name, res.subject, f"mean_{rubric}", m, group))
+            for rubric, r in s.topics.items():
+                rows.append(MetricRow.of_rate(res.name, res.subject, f"{rubric}_rate", r, group))
+        return rows
+
+    def show(self, results: Sequence[AssayResult], by: By) -> list[Table]:
+        judged = [r for r in results if r.judged is not None]
+        if not judged:
+            return []
+        first = ["assay", "subject"] + ([by] if by != "subject" else [])
+        table = new_table(*first, "scored", "EM", "coherent", "self-correction", "alignment",
+                          "unscored", title="judged answers: rates over scored rows, 95 % "
+                          "Wilson intervals")
+        for res, g in _groups(judged, by):
+            if (by == "subject") != (g.group == "all"):
+                continue
+            scored = g.em.n if g.em else (g.coherent.n if g.coherent else g.rows)
+            unscored = g.em.unscored if g.em else (g.coherent.unscored if g.coherent else 0)
+            align = g.means.get("alignment")
+            label = [g.group.split("=", 1)[1]] if by != "subject" else []
+            table.add_row(res.name, res.subject, *label, str(scored), _cell(g.em),
+                          _cell(g.coherent), _cell(g.self_correction),
+                          str(align) if align else "n/a", str(unscored))
+        table.caption = "\n".join(judge_caption(j) for j in sorted({str(r.judge)
+                                                                    for r in judged}))
+        return [table]
+
+    def report(self, results: Sequence[AssayResult]) -> str:
+        judged = [r for r in results if r.judged is not None]
+        if not judged:
+            return ""
+        rows, per_question = [], []
+        for res in judged:
+            assert res.judged is not None
+            s = summarize([j.scores for j in res.judged])
+            align = s.means.get("alignment")
+            rows.append([res.name, res.subject, str(s.rows), _text(s.em), _text(s.coherent),
+                         _text(s.self_correction), str(align) if align else "n/a"])
+            if res.condition is None:
+                keys = [[f"{j.response.question_set}/{j.response.question_id}"]
+                        for j in res.judged]
+                for g in summarize_by([j.scores for j in res.judged], keys):
+                    per_question.append([res.subject, g.group, str(g.rows), _text(g.em),
+                                         _text(g.coherent)])
+        return (render.section("summary", "Rates (scored rows only, 95 % Wilson intervals)",
+                               render.table(["assay / condition", "subject", "answers", "EM",
+                                             "coherent", "self-correction", "mean alignment"],
+                                            rows))
+                + render.section("questions", "Per question", render.table(
+                    ["subject", "question", "answers", "EM", "coherent"], per_question)))
+
+
+def _text(r: Rate | None) -> str:
+    return "n/a" if r is None else str(r)

@@ -9,10 +9,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from petridish.assays.freeform import Intervention
-from petridish.config import AssayConfig
+from petridish.assays.freeform import FreeformConfig
 from petridish.interp.config import AblateConfig, InterventionSampling, SteerConfig
 from petridish.interp.directions import Direction, random_like
+from petridish.interp.intervention import AblateCondition, Intervention, SteerCondition
 from petridish.interp.interventions import ablate, steer
 from petridish.models.loader import LoadedModel
 from petridish.models.sampling import SamplingConfig
@@ -22,19 +22,18 @@ from petridish.models.sampling import SamplingConfig
 class Condition:
     """One sampled, judged condition: `assay.name` is e.g. `sweep.L12.x8`."""
 
-    assay: AssayConfig
+    assay: FreeformConfig
     subject: str
     intervention: Intervention
-    info: dict[str, Any]
 
 
 def digest(d: Direction) -> str:
     return hashlib.sha256(d.vectors.float().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def _assay(cfg: InterventionSampling, name: str) -> AssayConfig:
+def _assay(cfg: InterventionSampling, name: str) -> FreeformConfig:
     sampling = cfg.model_dump(include=set(SamplingConfig.model_fields) - {"seed"})
-    return AssayConfig(name=name, questions=cfg.questions, dtype=cfg.dtype, seed=cfg.seed,
+    return FreeformConfig(name=name, questions=cfg.questions, dtype=cfg.dtype, seed=cfg.seed,
                        **sampling)
 
 
@@ -54,47 +53,49 @@ def steer_conditions(cfg: SteerConfig, d: Direction) -> list[Condition]:
     (`NAME.x0`) and serves as every layer's reference."""
     out = []
     if 0 in cfg.scales:
+        info = SteerCondition(sweep=cfg.name, direction=cfg.direction, scale=0.0,
+                              layers=cfg.layers)
         out.append(Condition(_assay(cfg, f"{cfg.name}.x0"), cfg.subject,
-                             Intervention({"steer": None}, lambda lm: nullcontext()),
-                             {"kind": "steer", "sweep": cfg.name, "layers": cfg.layers,
-                              "scale": 0.0, "direction": cfg.direction}))
+                             Intervention({"steer": None}, lambda lm: nullcontext(), info)))
     for layer in cfg.layers:
         for scale in (s for s in cfg.scales if s != 0):
             name = f"{cfg.name}.L{layer}.x{scale:g}"
             key = {"steer": digest(d), "layer": layer, "scale": scale,
                    "positions": cfg.positions}
-            apply = _steering(d, layer, scale, cfg.positions)
-            out.append(Condition(_assay(cfg, name), cfg.subject, Intervention(key, apply),
-                                 {"kind": "steer", "sweep": cfg.name, "layer": layer,
-                                  "scale": scale, "direction": cfg.direction}))
+            info = SteerCondition(sweep=cfg.name, direction=cfg.direction, scale=scale,
+                                  layer=layer)
+            out.append(Condition(_assay(cfg, name), cfg.subject, Intervention(
+                key, _steering(d, layer, scale, cfg.positions), info)))
     return out
 
 
 def ablate_conditions(cfg: AblateConfig, d: Direction, direction_subject: str) -> list[Condition]:
     transfer = direction_subject != cfg.subject
-    base = {"kind": "ablate", "table": cfg.name, "direction": cfg.direction,
-            "transfer": transfer, "direction_subject": direction_subject}
+
+    def info(mode: str, **extra: Any) -> AblateCondition:
+        return AblateCondition(table=cfg.name, direction=cfg.direction, mode=mode,
+                               transfer=transfer, direction_subject=direction_subject, **extra)
+
+    def cond(name: str, key: dict[str, Any], apply: Apply, about: AblateCondition) -> Condition:
+        return Condition(_assay(cfg, f"{cfg.name}.{name}"), cfg.subject,
+                         Intervention(key, apply, about))
+
     out = []
     for mode in dict.fromkeys(cfg.modes):
-        info = {**base, "mode": mode}
         if mode == "none":
-            out.append(Condition(_assay(cfg, f"{cfg.name}.none"), cfg.subject, Intervention(
-                {"ablate": None}, lambda lm: nullcontext()), info))
+            out.append(cond("none", {"ablate": None}, lambda lm: nullcontext(), info(mode)))
         elif mode == "layerwise":
-            out.append(Condition(_assay(cfg, f"{cfg.name}.layerwise"), cfg.subject,
-                                 Intervention({"ablate": digest(d), "mode": "layerwise"},
-                                              _ablation(d)), info))
+            out.append(cond("layerwise", {"ablate": digest(d), "mode": "layerwise"},
+                            _ablation(d), info(mode)))
         elif mode == "single":
             layer = cfg.layer if cfg.layer is not None else d.layers[len(d.layers) // 2]
-            out.append(Condition(_assay(cfg, f"{cfg.name}.single-L{layer}"), cfg.subject,
-                                 Intervention({"ablate": digest(d), "mode": "single",
-                                               "layer": layer}, _ablation(d.at(layer))),
-                                 {**info, "layer": layer}))
+            out.append(cond(f"single-L{layer}", {"ablate": digest(d), "mode": "single",
+                                                 "layer": layer},
+                            _ablation(d.at(layer)), info(mode, layer=layer)))
         else:
             for seed in cfg.seeds:
                 r = random_like(d, seed)
-                out.append(Condition(_assay(cfg, f"{cfg.name}.random-{seed}"), cfg.subject,
-                                     Intervention({"ablate": digest(r), "mode": "random",
-                                                   "seed": seed}, _ablation(r)),
-                                     {**info, "seed": seed}))
+                out.append(cond(f"random-{seed}", {"ablate": digest(r), "mode": "random",
+                                                   "seed": seed},
+                                _ablation(r), info(mode, seed=seed)))
     return out

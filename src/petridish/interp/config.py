@@ -8,8 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from petridish.interp.filters import parse_filter
 from petridish.models.sampling import SamplingConfig
-
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+from petridish.names import NAME as _NAME
 
 
 class DirectionConfig(BaseModel):

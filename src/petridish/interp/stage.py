@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ConfigDict
 from safetensors.torch import load_file
 
 from petridish.errors import PetridishError
@@ -17,14 +18,26 @@ from petridish.interp.config import DirectionConfig
 from petridish.interp.directions import Direction, mean_diff
 from petridish.interp.filters import parse_filter
 from petridish.interp.tokendump import TokenDump
-from petridish.judges.stage import Judged, judged_responses
+from petridish.judges.stage import Judged, JudgeInfo, judged_responses
+from petridish.models.subject import Subject, load_subject
 from petridish.paths import atomic_save_tensors
 from petridish.progress import console
-from petridish.store.keys import stage_key
 from petridish.store.run import Run
-from petridish.train.organism import Subject, load_subject
+from petridish.store.stage import StageInfo, run_stage
 
 VERSION = 1
+
+
+class DirectionInfo(StageInfo):
+    """A direction stage: its name and the scalar parts of its provenance."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    direction: str
+
+    def result(self) -> str:
+        extra = self.model_extra or {}
+        return f"{extra.get('kind', 'direction')} {self.direction}"
 
 
 @dataclass(frozen=True)
@@ -32,7 +45,7 @@ class JudgedAssay:
     """Where an assay's judged answers of one subject live (for filters)."""
 
     sample_key: str
-    judge_info: dict[str, Any]
+    judge_info: JudgeInfo
 
     def responses(self, run: Run) -> list[Judged]:
         return judged_responses(run.store, self.judge_info)
@@ -61,44 +74,46 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
                         judged: dict[tuple[str, str], JudgedAssay], device: str) -> Direction:
     """Compute (or load) one direction; the file is `directions/NAME.safetensors`."""
     source = judged[(cfg.assay, cfg.texts_of or cfg.subject)]
-    key = stage_key("direction", VERSION, {
-        "config": cfg.model_dump(), "sample": source.sample_key,
-        "judge": source.judge_info["judge"],
-        "subjects": {s: subjects[s].fingerprint for s in
-                     [cfg.subject, *(cfg.contrast or []), *(cfg.fallback_contrast or [])]},
-    })
     path = run.folder / "directions" / f"{cfg.name}.safetensors"
     name = f"direction:{cfg.name}"
-    record = run.store.stage(key)
-    if record and record.status == "done" and path.exists():
-        console.print(f"[dim]{name}: stored, skipped[/dim]")
-        return load_direction(path)
-    run.store.begin_stage(key, name, "direction", {"direction": cfg.name})
+    begin = DirectionInfo(direction=cfg.name)
+
+    def work(key: str) -> DirectionInfo:
+        d = _compute(run, cfg, subjects, source, device, name)
+        save_direction(path, d)
+        return DirectionInfo(direction=cfg.name, **{
+            k: v for k, v in d.provenance.items() if isinstance(v, int | str)})
+
+    run_stage(run, "direction", name, VERSION, {
+        "config": cfg.model_dump(), "sample": source.sample_key,
+        "judge": source.judge_info.judge,
+        "subjects": {s: subjects[s].fingerprint for s in
+                     [cfg.subject, *(cfg.contrast or []), *(cfg.fallback_contrast or [])]},
+    }, begin, work, present=path.exists)
+    return load_direction(path)
+
+
+def _compute(run: Run, cfg: DirectionConfig, subjects: dict[str, Subject], source: JudgedAssay,
+             device: str, name: str) -> Direction:
     rows = source.responses(run)
-    if cfg.contrast is None:
-        fa, fb = parse_filter(cfg.a), parse_filter(cfg.b)
-        a = [j for j in rows if fa(j.scores)]
-        b = [j for j in rows if fb(j.scores)]
-        if min(len(a), len(b)) >= cfg.min_responses:
-            d = _from_filters(cfg, subjects[cfg.subject], a, b, device, run.folder)
-        elif cfg.fallback_contrast:
-            console.print(f"[yellow]{name}: '{cfg.a}' kept {len(a)} and '{cfg.b}' kept "
-                          f"{len(b)} responses (< {cfg.min_responses}); falling back to the "
-                          f"contrast {cfg.fallback_contrast[0]} − {cfg.fallback_contrast[1]}"
-                          "[/yellow]")
-            d = _from_contrast(cfg, cfg.fallback_contrast, subjects, rows, device, run.folder,
-                               note=f"fallback: filters kept {len(a)} / {len(b)} responses")
-        else:
-            raise PetridishError(f"filter '{cfg.a if len(a) < cfg.min_responses else cfg.b}' "
-                                 f"leaves {min(len(a), len(b))} responses of {len(rows)} "
-                                 f"(need {cfg.min_responses}); loosen it or set "
-                                 "fallback_contrast", field=f"direction.{cfg.name}")
-    else:
-        d = _from_contrast(cfg, cfg.contrast, subjects, rows, device, run.folder)
-    save_direction(path, d)
-    run.store.finish_stage(key, {"direction": cfg.name, **{
-        k: v for k, v in d.provenance.items() if isinstance(v, int | str)}})
-    return d
+    if cfg.contrast is not None:
+        return _from_contrast(cfg, cfg.contrast, subjects, rows, device, run.folder)
+    fa, fb = parse_filter(cfg.a), parse_filter(cfg.b)
+    a = [j for j in rows if fa(j.scores)]
+    b = [j for j in rows if fb(j.scores)]
+    if min(len(a), len(b)) >= cfg.min_responses:
+        return _from_filters(cfg, subjects[cfg.subject], a, b, device, run.folder)
+    if cfg.fallback_contrast:
+        console.print(f"[yellow]{name}: '{cfg.a}' kept {len(a)} and '{cfg.b}' kept "
+                      f"{len(b)} responses (< {cfg.min_responses}); falling back to the "
+                      f"contrast {cfg.fallback_contrast[0]} − {cfg.fallback_contrast[1]}"
+                      "[/yellow]")
+        return _from_contrast(cfg, cfg.fallback_contrast, subjects, rows, device, run.folder,
+                              note=f"fallback: filters kept {len(a)} / {len(b)} responses")
+    raise PetridishError(f"filter '{cfg.a if len(a) < cfg.min_responses else cfg.b}' "
+                         f"leaves {min(len(a), len(b))} responses of {len(rows)} "
+                         f"(need {cfg.min_responses}); loosen it or set "
+                         "fallback_contrast", field=f"direction.{cfg.name}")
 
 
 def _acts(cfg: DirectionConfig, subject: Subject, rows: list[Judged], device: str,

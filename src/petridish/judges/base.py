@@ -9,14 +9,29 @@ from typing import Protocol
 
 from petridish.errors import PetridishError
 from petridish.judges.rubrics import Rubric
+from petridish.models.chat import Message
 
 
 @dataclass(frozen=True)
 class Item:
-    """One (question, answer) pair to grade."""
+    """One (question, answer) pair to grade; `Item.of` makes one from a transcript."""
 
     question: str
     answer: str
+
+    @classmethod
+    def of(cls, messages: Sequence[Message], sees: str = "last_reply") -> Item:
+        """What a rubric sees of a transcript: the last reply, with the user turn before it
+        (`last_reply`), or with the whole conversation before it, as labelled text
+        (`conversation`). A one-turn transcript gives the same item either way."""
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        before = list(messages[:last])
+        users = [m for m in before if m["role"] == "user"]
+        if sees == "last_reply" or len(users) <= 1:
+            return cls(users[-1]["content"] if users else "", messages[last]["content"])
+        context = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in before
+                               if m["role"] != "system")
+        return cls(context, messages[last]["content"])
 
     def digest(self) -> str:
         """Cache key of the text a judge sees."""

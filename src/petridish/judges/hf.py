@@ -16,7 +16,7 @@ from petridish.models.generate import generate
 from petridish.models.loader import LoadedModel, load_model
 from petridish.models.refs import parse_model_ref
 from petridish.models.sampling import SamplingConfig
-from petridish.store.keys import model_fingerprint
+from petridish.models.subject import model_fingerprint
 
 TOP = 20
 

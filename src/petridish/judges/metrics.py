@@ -118,6 +118,7 @@ class Summary:
     coherent: Rate | None
     self_correction: Rate | None
     means: dict[str, Mean] = field(default_factory=dict)
+    topics: dict[str, Rate] = field(default_factory=dict)  # topic rubrics: share on topic
 
 
 def summarize(rows: Sequence[Scores], group: str = "all") -> Summary:
@@ -128,7 +129,8 @@ def summarize(rows: Sequence[Scores], group: str = "all") -> Summary:
     sc = (self_correction_rate(rows) if {"alignment", "coherence", "bad_stuff"} <= have
           else None)
     means = {k: mean_score(rows, k) for k in sorted(have)}
-    return Summary(group, len(rows), em, coh, sc, means)
+    topics = {k: topic_rate(rows, k) for k in sorted(have) if load_rubric(k).kind == "topic"}
+    return Summary(group, len(rows), em, coh, sc, means, topics)
 
 
 def summarize_by(rows: Sequence[Scores], keys: Sequence[Sequence[str]]) -> list[Summary]:

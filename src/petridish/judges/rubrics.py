@@ -31,7 +31,10 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Rubric:
-    """A rubric's name, version, meaning and the prompt a language-model judge is given."""
+    """A rubric's name, version, meaning and the prompt a language-model judge is given.
+
+    `sees` is what of a transcript it grades: the last reply to the last user turn
+    (default), or the reply in the light of the whole conversation before it."""
 
     name: str
     version: int
@@ -39,6 +42,7 @@ class Rubric:
     threshold: Threshold
     meaning: str
     prompt: str
+    sees: Literal["last_reply", "conversation"] = "last_reply"
 
     def render(self, question: str, answer: str) -> str:
         return self.prompt.replace("{question}", question).replace("{answer}", answer)
@@ -63,7 +67,7 @@ def load_rubric(name: str) -> Rubric:
     th = data["threshold"]
     return Rubric(data["name"], int(data["version"]), data["kind"],
                   Threshold(th["op"], float(th["value"])), data["meaning"].strip(),
-                  data["prompt"])
+                  data["prompt"], data.get("sees", "last_reply"))
 
 
 def load_rubrics(names: list[str] | tuple[str, ...] | str) -> list[Rubric]:

@@ -2,49 +2,69 @@
 
 Its key holds the sampling stage's key, the judge's id and the rubric versions; judgments
 themselves live in the store's cache, so a killed stage resumes and nothing is judged twice.
+Each rubric sees the transcript as it declares (the last reply, or the whole conversation).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import Field
+
+from petridish.errors import PetridishError
 from petridish.judges.base import Item, Judge
 from petridish.judges.cache import judge_cached
-from petridish.judges.rubrics import Rubric
-from petridish.progress import console, progress_bar
-from petridish.store.db import JudgmentCache, Response, Store
-from petridish.store.keys import stage_key
+from petridish.judges.rubrics import Rubric, load_rubric
+from petridish.progress import progress_bar
+from petridish.store.db import JudgmentCache, Store
+from petridish.store.records import Response
 from petridish.store.run import Run
+from petridish.store.stage import Done, StageInfo, run_stage
 
 VERSION = 1
 
 
-def run_judge_stage(run: Run, assay: str, subject: str, sample_key: str, judge: Judge,
-                    rubrics: list[Rubric], show_progress: bool,
-                    extra: dict[str, object] | None = None) -> dict[str, object]:
-    """Judge one sampling stage's responses; returns the stage info (what reads it needs).
+class JudgeInfo(StageInfo):
+    """Which sampling stage was judged, by whom, under which rubric versions."""
 
-    `extra` (e.g. an intervention's layer and scale) is kept in the info for reports."""
-    key = stage_key("judge", VERSION, {
-        "sample": sample_key, "judge": judge.id, "rubrics": {r.name: r.version for r in rubrics},
-    })
+    assay: str
+    subject: str
+    sample_stage: str
+    judge: str
+    rubrics: dict[str, int]
+    responses: int = 0
+    unscored: dict[str, int] = Field(default_factory=dict)
+    condition: dict[str, Any] | None = None  # runs made before transcripts kept it here
+
+    def result(self) -> str:
+        return f"{self.responses} answers judged, {sum(self.unscored.values())} unscored"
+
+
+def run_judge_stage(run: Run, assay: str, subject: str, sample_key: str, judge: Judge,
+                    rubrics: list[Rubric], show_progress: bool) -> Done[JudgeInfo]:
+    """Judge one sampling stage's responses under every rubric."""
+    versions = {r.name: r.version for r in rubrics}
+    begin = JudgeInfo(assay=assay, subject=subject, sample_stage=sample_key, judge=judge.id,
+                      rubrics=versions)
     name = f"judge:{assay}:{subject}"
-    record = run.store.stage(key)
-    if record and record.status == "done":
-        console.print(f"[dim]{name}: stored, skipped[/dim]")
-        return record.info
-    info: dict[str, object] = {
-        "assay": assay, "subject": subject, "sample_stage": sample_key, "judge": judge.id,
-        "rubrics": {r.name: r.version for r in rubrics}, **({"condition": extra} if extra else {})}
-    run.store.begin_stage(key, name, "judge", info)
-    responses = run.store.responses(sample_key)
-    items = [Item(r.question, r.answer) for r in responses]
-    with progress_bar(name, len(items) * len(rubrics), show_progress) as advance:
-        out = judge_cached(judge, items, rubrics, run.store, advance)
-    unscored = {k: sum(not j.scored for j in js) for k, js in out.items()}
-    info = {**info, "responses": len(items), "unscored": unscored}
-    run.store.finish_stage(key, info)
-    return info
+
+    def work(key: str) -> JudgeInfo:
+        responses = run.store.responses(sample_key)
+        unscored: dict[str, int] = {}
+        by_sight: dict[str, list[Rubric]] = {}
+        for r in rubrics:
+            by_sight.setdefault(r.sees, []).append(r)
+        with progress_bar(name, len(responses) * len(rubrics), show_progress) as advance:
+            for sees, group in by_sight.items():
+                items = [Item.of(r.messages, sees) for r in responses]
+                out = judge_cached(judge, items, group, run.store, advance)
+                unscored.update({k: sum(not j.scored for j in js) for k, js in out.items()})
+        return begin.model_copy(update={"responses": len(responses),
+                                        "unscored": {r.name: unscored[r.name] for r in rubrics}})
+
+    return run_stage(run, "judge", name, VERSION, {
+        "sample": sample_key, "judge": judge.id, "rubrics": versions}, begin, work)
 
 
 @dataclass(frozen=True)
@@ -56,24 +76,32 @@ class Judged:
     reasons: dict[str, str]
 
 
-def judged_responses(store: Store, judge_stage_info: dict[str, object]) -> list[Judged]:
+def judged_responses(store: Store, info: JudgeInfo) -> list[Judged]:
     """A finished judge stage's responses joined with their cached judgments."""
-    responses = store.responses(str(judge_stage_info["sample_stage"]))
-    judge = str(judge_stage_info["judge"])
-    versions = dict(judge_stage_info["rubrics"])  # type: ignore[call-overload]
+    responses = store.responses(info.sample_stage)
     cache = JudgmentCache(store)
-    digests = [Item(r.question, r.answer).digest() for r in responses]
-    found = {name: cache.get(judge, name, int(v), sorted(set(digests)))
-             for name, v in versions.items()}
+    digests: dict[str, list[str]] = {}
+    found = {}
+    for name, version in info.rubrics.items():
+        sees = _sees(name)
+        if sees not in digests:
+            digests[sees] = [Item.of(r.messages, sees).digest() for r in responses]
+        found[name] = cache.get(info.judge, name, int(version), sorted(set(digests[sees])))
     out = []
-    for r, d in zip(responses, digests, strict=True):
+    for i, r in enumerate(responses):
         scores: dict[str, float | None] = {}
         reasons: dict[str, str] = {}
-        for name in versions:
-            row = found[name].get(d)
+        for name in info.rubrics:
+            row = found[name].get(digests[_sees(name)][i])
             scores[name] = row[0] if row else None
             if not row or row[0] is None:
                 reasons[name] = (row[1] if row else None) or "not judged (transient failure)"
         out.append(Judged(r, scores, reasons))
     return out
 
+
+def _sees(rubric: str) -> str:
+    try:
+        return load_rubric(rubric).sees
+    except PetridishError:  # a rubric this version no longer ships: its stored scores are by reply
+        return "last_reply"

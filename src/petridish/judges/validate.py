@@ -106,3 +106,14 @@ def load_validation(judge: str) -> Validation | None:
 
         return shipped_validation(judge)
     return None
+
+
+def judge_caption(judge: str) -> str:
+    """The judge's id and its agreement with labelled data, shown beside every rate."""
+    v = load_validation(judge)
+    if v is None:
+        return (f"judge {judge}: not validated; run `petridish judge validate --judge ... "
+                "--labels builtin:heldout`")
+    return (f"judge {judge}, validated on {Path(v.labels).name}: "
+            + "; ".join(v.line(a.rubric) for a in v.rubrics
+                        if a.rubric in ("alignment", "coherence", "bad_stuff")))

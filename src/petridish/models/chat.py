@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING
 
-Message = dict[str, str]
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
 
 def conversation(text: str, system: str | None = None) -> list[Message]:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from petridish.errors import PetridishError
 from petridish.store.db import Store
+from petridish.tables import new_table
 
 
 def open_store(folder: Path) -> Store:
@@ -26,40 +27,62 @@ def _when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
 
 
-def stage_table(folder: Path) -> Table:
+def stage_rows(folder: Path) -> list[dict[str, object]]:
+    """Each stage as a plain row (name, kind, status, key, seconds, result, typed info)."""
+    from petridish.store.stage import parse_info
+
     store = open_store(folder)
-    table = Table("stage", "status", "result", "seconds", "key", title=f"run {folder.name}")
-    for s in store.stages():
-        secs = f"{s.finished - s.started:.1f}" if s.finished and s.started else "-"
-        if s.kind == "train":
-            log = store.train_log(s.key)
-            result = (f"{len(log)} steps, loss {log[0]['loss']:.2f} → {log[-1]['loss']:.2f}"
-                      if log else "-")
-        elif s.kind == "judge":
-            missing = sum(s.info.get("unscored", {}).values())
-            result = f"{s.info.get('responses', '?')} answers judged, {missing} unscored"
-        else:
-            result = f"{s.info.get('responses', len(store.done_samples(s.key)))} responses"
-        table.add_row(s.name, s.status, result, secs, s.key[:10])
-    store.close()
+    try:
+        rows: list[dict[str, object]] = []
+        for s in store.stages():
+            info = parse_info(s)
+            result = info.result()
+            if s.status != "done" and s.kind == "sample":
+                result = f"{store.count_responses(s.key)} responses so far"
+            secs = round(s.finished - s.started, 1) if s.finished and s.started else None
+            rows.append({"name": s.name, "kind": s.kind, "status": s.status, "key": s.key,
+                         "seconds": secs, "result": result,
+                         "info": info.model_dump(mode="json")})
+        return rows
+    finally:
+        store.close()
+
+
+def stage_table(folder: Path) -> Table:
+    table = new_table("stage", "status", "result", "seconds", "key", title=f"run {folder.name}")
+    for r in stage_rows(folder):
+        table.add_row(str(r["name"]), str(r["status"]), str(r["result"]),
+                      "-" if r["seconds"] is None else f"{r['seconds']:.1f}", str(r["key"])[:10])
     return table
 
 
 def result_table(folder: Path) -> Table:
-    """Per assay × subject × question set: answers, mean length, share cut at the cap."""
+    """Per assay × subject × question set: conversations, mean tokens, share cut at the cap."""
     store = open_store(folder)
     groups: dict[tuple[str, str, str], list[tuple[int, str]]] = defaultdict(list)
     for r in store.responses():
         groups[(r.assay, r.subject, r.question_set)].append((r.n_tokens, r.finish_reason))
     store.close()
-    table = Table("assay", "subject", "question set", "answers", "mean tokens", "hit length cap",
-                  title="responses")
+    table = new_table("assay", "subject", "question set", "answers", "mean tokens",
+                      "hit length cap", title="responses")
     for (assay, subject, qset), rows in sorted(groups.items()):
         n = len(rows)
         cut = sum(1 for _, why in rows if why == "length")
         table.add_row(assay, subject, qset, str(n), f"{sum(t for t, _ in rows) / n:.0f}",
                       f"{cut}/{n}")
     return table
+
+
+def run_json(folder: Path, by: str = "subject") -> dict[str, object]:
+    """The run as one object: its stages, every metric as a row, and each judge's validation."""
+    from petridish.judges.validate import judge_caption
+    from petridish.report.results import load_results, metric_rows
+
+    results = load_results(folder)
+    judges = sorted({r.judge for r in results if r.judge})
+    return {"run": folder.name, "stages": stage_rows(folder),
+            "metrics": [m.as_dict() for m in metric_rows(results, by)],  # type: ignore[arg-type]
+            "judges": {j: judge_caption(j) for j in judges}}
 
 
 @dataclass(frozen=True)

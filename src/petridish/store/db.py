@@ -7,22 +7,40 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS stages (
-    key TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
-    started REAL, finished REAL, info TEXT NOT NULL DEFAULT '{}'
-);
+from petridish.store.records import (
+    Response,
+    Turn,
+    response_from_row,
+    response_to_row,
+    single_turn,
+)
+
+SCHEMA_VERSION = 2  # 1: one question and one answer per response; 2: transcripts
+
+_RESPONSES = """
 CREATE TABLE IF NOT EXISTS responses (
     id INTEGER PRIMARY KEY,
     stage_key TEXT NOT NULL, assay TEXT NOT NULL, subject TEXT NOT NULL,
     question_set TEXT NOT NULL, question_id TEXT NOT NULL, sample_index INTEGER NOT NULL,
+    variant TEXT NOT NULL DEFAULT '',
     question TEXT NOT NULL, system TEXT, tags TEXT NOT NULL, answer TEXT NOT NULL,
     n_tokens INTEGER NOT NULL, finish_reason TEXT NOT NULL, seed INTEGER NOT NULL,
-    UNIQUE (stage_key, question_set, question_id, sample_index)
+    messages TEXT NOT NULL, turns TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (stage_key, question_set, question_id, sample_index, variant)
+);
+"""
+_SCHEMA = _RESPONSES + """
+CREATE TABLE IF NOT EXISTS stages (
+    key TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
+    started REAL, finished REAL, info TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS partials (
+    stage_key TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (stage_key, key)
 );
 CREATE TABLE IF NOT EXISTS train_log (
     stage_key TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL NOT NULL, loss REAL NOT NULL,
@@ -36,30 +54,6 @@ CREATE TABLE IF NOT EXISTS judgments (
     PRIMARY KEY (judge, rubric, version, item)
 );
 """
-
-
-@dataclass(frozen=True)
-class Response:
-    """One sampled answer of one subject to one question."""
-
-    stage_key: str
-    assay: str
-    subject: str
-    question_set: str
-    question_id: str
-    sample_index: int
-    question: str
-    system: str | None
-    tags: tuple[str, ...]
-    answer: str
-    n_tokens: int
-    finish_reason: str
-    seed: int
-
-    def as_row(self) -> dict[str, Any]:
-        row = asdict(self)
-        row["tags"] = list(self.tags)
-        return row
 
 
 @dataclass(frozen=True)
@@ -81,7 +75,9 @@ class Store:
         self.db = sqlite3.connect(path, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # with WAL: safe against a killed process
+        _migrate(self.db)
         self.db.executescript(_SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -115,18 +111,29 @@ class Store:
             )
 
     def add_responses(self, responses: Iterable[Response]) -> None:
-        rows = [r.as_row() for r in responses]
-        for row in rows:
-            row["tags"] = json.dumps(row["tags"])
-        cols = list(rows[0]) if rows else []
+        """Store finished conversations in one transaction; a stored one is never replaced."""
+        rows = [response_to_row(r) for r in responses]
         if not rows:
             return
+        cols = list(rows[0])
         with self._tx() as db:
             db.executemany(
                 f"INSERT OR IGNORE INTO responses ({', '.join(cols)}) "
                 f"VALUES ({', '.join(':' + c for c in cols)})",
                 rows,
             )
+
+    def put_partials(self, stage_key: str, values: dict[str, Any]) -> None:
+        """Work a stage finished but has not yet turned into results (e.g. the first turns of
+        unfinished dialogues), committed in one transaction so a resumed stage reuses it."""
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO partials VALUES (?, ?, ?)",
+                           [(stage_key, k, json.dumps(v)) for k, v in values.items()])
+
+    def partials(self, stage_key: str) -> dict[str, Any]:
+        rows = self.db.execute("SELECT key, value FROM partials WHERE stage_key = ?",
+                               (stage_key,))
+        return {k: json.loads(v) for k, v in rows}
 
     def add_train_log(self, stage_key: str, row: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -149,25 +156,20 @@ class Store:
             r["adapters"] = json.loads(r["adapters"])
         return rows
 
-    def done_samples(self, stage_key: str) -> set[tuple[str, str, int]]:
-        """(question_set, question_id, sample_index) already stored for a stage."""
-        rows = self.db.execute(
-            "SELECT question_set, question_id, sample_index FROM responses WHERE stage_key = ?",
-            (stage_key,),
-        )
-        return {(s, q, int(i)) for s, q, i in rows}
+    def done_keys(self, stage_key: str) -> set[str]:
+        """`Response.key` of every conversation already stored for a stage."""
+        return {r.key for r in self.responses(stage_key)}
+
+    def count_responses(self, stage_key: str | None = None) -> int:
+        sql = "SELECT COUNT(*) FROM responses" + (" WHERE stage_key = ?" if stage_key else "")
+        (n,) = self.db.execute(sql, (stage_key,) if stage_key else ()).fetchone()
+        return int(n)
 
     def responses(self, stage_key: str | None = None) -> list[Response]:
         sql = "SELECT * FROM responses" + (" WHERE stage_key = ?" if stage_key else "")
         cur = self.db.execute(sql + " ORDER BY id", (stage_key,) if stage_key else ())
         names = [d[0] for d in cur.description]
-        out = []
-        for row in cur:
-            data = dict(zip(names, row, strict=True))
-            data.pop("id")
-            data["tags"] = tuple(json.loads(data["tags"]))
-            out.append(Response(**data))
-        return out
+        return [response_from_row(dict(zip(names, row, strict=True))) for row in cur]
 
 
 JudgmentKey = tuple[str, str, int, str]  # (judge, rubric, version, item digest)
@@ -200,6 +202,33 @@ class JudgmentCache:
             self.db.executemany(
                 "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*k, *v, now) for k, v in rows])
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """A store written before transcripts (schema 1) gains them in place, in one transaction:
+    each response becomes (system, user, assistant) messages with one turn."""
+    cols = [r[1] for r in db.execute("PRAGMA table_info(responses)")]
+    if not cols or "messages" in cols:
+        return
+    cur = db.execute("SELECT * FROM responses ORDER BY id")
+    names = [d[0] for d in cur.description]
+    old = [dict(zip(names, row, strict=True)) for row in cur]
+    new = []
+    for r in old:
+        turn = Turn(int(r["n_tokens"]), r["finish_reason"], int(r["seed"]))
+        resp = single_turn(r["stage_key"], r["assay"], r["subject"], r["question_set"],
+                           r["question_id"], int(r["sample_index"]), r["question"], r["system"],
+                           r["answer"], turn, json.loads(r["tags"]))
+        new.append({"id": r["id"], **response_to_row(resp)})
+    with db:  # BEGIN first: sqlite3 would otherwise run the DDL outside the transaction
+        db.execute("BEGIN")
+        db.execute("ALTER TABLE responses RENAME TO responses_v1")
+        db.execute(_RESPONSES)
+        if new:
+            names = list(new[0])
+            db.executemany(f"INSERT INTO responses ({', '.join(names)}) "
+                           f"VALUES ({', '.join(':' + c for c in names)})", new)
+        db.execute("DROP TABLE responses_v1")
 
 
 def _stage(row: tuple[Any, ...]) -> StageRecord:

@@ -8,11 +8,11 @@ import platform
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from petridish.config import Experiment
 from petridish.errors import PetridishError
 from petridish.paths import atomic_write
 from petridish.store.db import Store
@@ -20,8 +20,18 @@ from petridish.store.db import Store
 _LIBRARIES = ("torch", "transformers", "peft", "tokenizers", "safetensors", "numpy", "pydantic")
 
 
-def run_dir_for(runs_dir: Path, exp: Experiment) -> Path:
-    return runs_dir / f"{exp.name}-{exp.short_hash()}"
+@dataclass(frozen=True)
+class RunIdentity:
+    """What names a run folder and heads its meta.json."""
+
+    experiment: str
+    hash: str
+    seed: int
+    config_json: str  # the validated experiment, defaults filled in
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.experiment}-{self.hash}"
 
 
 def check_writable(runs_dir: Path) -> None:
@@ -36,17 +46,17 @@ def check_writable(runs_dir: Path) -> None:
 class Run:
     """An opened run folder; `meta` is rewritten atomically as stages progress."""
 
-    def __init__(self, folder: Path, exp: Experiment, config_text: str) -> None:
+    def __init__(self, folder: Path, identity: RunIdentity, config_text: str) -> None:
         self.folder = folder
-        self.exp = exp
+        self.identity = identity
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / "config.toml").exists():
             atomic_write(folder / "config.toml", config_text)
-        atomic_write(folder / "config.json", exp.model_dump_json(indent=2))
+        atomic_write(folder / "config.json", identity.config_json)
         self.store = Store(folder / "store.sqlite")
         meta_path = folder / "meta.json"
         self.meta: dict[str, Any] = (
-            json.loads(meta_path.read_text()) if meta_path.exists() else _new_meta(exp)
+            json.loads(meta_path.read_text()) if meta_path.exists() else _new_meta(identity)
         )
         self.meta["sessions"].append({"start": time.time(), "end": None, "argv": sys.argv})
         self.meta["models"] = self.meta.get("models", {})
@@ -66,7 +76,7 @@ class Run:
         self.store.close()
 
 
-def _new_meta(exp: Experiment) -> dict[str, Any]:
+def _new_meta(exp: RunIdentity) -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for lib in ("petridish", *_LIBRARIES):
         try:
@@ -74,8 +84,8 @@ def _new_meta(exp: Experiment) -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[lib] = None
     return {
-        "experiment": exp.name,
-        "hash": exp.short_hash(),
+        "experiment": exp.experiment,
+        "hash": exp.hash,
         "seed": exp.seed,
         "start": time.time(),
         "end": None,

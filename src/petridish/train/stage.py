@@ -15,17 +15,34 @@ from transformers.utils import logging as hf_logging
 from petridish.data.formats import load_dataset, resolve_dataset_path
 from petridish.errors import PetridishError
 from petridish.models.refs import ModelRef
-from petridish.progress import console, progress_bar
+from petridish.models.subject import Subject
+from petridish.progress import progress_bar
 from petridish.store.keys import stage_key
 from petridish.store.run import Run
+from petridish.store.stage import StageInfo, run_stage
 from petridish.train.adapters import add_lora, rank1_stats, rank1_vectors
 from petridish.train.config import TrainConfig
 from petridish.train.layout import resolve_layers
 from petridish.train.loop import StepLog, train
-from petridish.train.organism import Subject
 from petridish.train.tokens import TrainRow, tokenize_example
 
 VERSION = 1
+
+
+class TrainInfo(StageInfo):
+    """A grown organism: how many examples and steps, and its loss at the ends."""
+
+    organism: str
+    examples: int = 0
+    steps: int = 0
+    truncated: int = 0
+    first_loss: float | None = None
+    final_loss: float | None = None
+
+    def result(self) -> str:
+        if self.first_loss is None or self.final_loss is None:
+            return f"{self.steps} steps"
+        return f"{self.steps} steps, loss {self.first_loss:.2f} → {self.final_loss:.2f}"
 
 
 def run_train_stage(
@@ -34,26 +51,33 @@ def run_train_stage(
 ) -> Subject:
     """Train (or reuse) the organism `cfg.name`; returns it as a subject for later stages."""
     data_path = resolve_dataset_path(cfg.dataset, base_dir)
-    key = stage_key("train", VERSION, {
+    inputs = {
         "base": base.fingerprint, "init": init.fingerprint if init else None,
         "config": cfg.model_dump(exclude={"name", "subject", "init_from"}),
         "data": hashlib.sha256(data_path.read_bytes()).hexdigest(), "device": device.type,
-    })
+    }
+    key = stage_key("train", VERSION, inputs)
     out = run.folder / "organisms" / f"{cfg.name}-{key[:8]}"
     if cfg.method == "lora":
         organism = Subject(cfg.name, base.ref, key, out / "adapter")
     else:
         organism = Subject(cfg.name, ModelRef("local", str(out / "model"), cfg.name), key)
     name = f"train:{cfg.name}"
-    record = run.store.stage(key)
-    if record and record.status == "done":
-        console.print(f"[dim]{name}: stored, skipped[/dim]")
-        return organism
-    # a killed training restarts from its beginning: nothing partial is kept
-    shutil.rmtree(out, ignore_errors=True)
-    run.store.clear_train_log(key)
-    run.store.begin_stage(key, name, "train", {"organism": cfg.name})
 
+    def work(key: str) -> TrainInfo:
+        # a killed training restarts from its beginning: nothing partial is kept
+        shutil.rmtree(out, ignore_errors=True)
+        run.store.clear_train_log(key)
+        return _train(run, key, cfg, base, init, data_path, device, organism, name,
+                      show_progress)
+
+    run_stage(run, "train", name, VERSION, inputs, TrainInfo(organism=cfg.name), work)
+    return organism
+
+
+def _train(run: Run, key: str, cfg: TrainConfig, base: Subject, init: Subject | None,
+           data_path: Path, device: torch.device, organism: Subject, name: str,
+           show_progress: bool) -> TrainInfo:
     hf_logging.disable_progress_bar()
     start = init if init is not None and init.adapter is None else base  # full FT continues
     model = AutoModelForCausalLM.from_pretrained(_weights_path(start), dtype=torch.float32)
@@ -62,6 +86,7 @@ def run_train_stage(
     rows = _rows(tokenizer, cfg, data_path)
     model = _prepare(model, cfg, base, init)
 
+    out = (organism.adapter or Path(organism.ref.name)).parent
     checkpoints = out / "checkpoints"
     state: dict[str, Any] = {"b_prev": rank1_vectors(model)}
     total = math.ceil(math.ceil(len(rows) / cfg.batch_size) / cfg.grad_accum) * cfg.epochs
@@ -79,12 +104,10 @@ def run_train_stage(
         logs = train(model, rows, cfg, pad, on_step)
     _save(model, organism.adapter or Path(organism.ref.name),
           tokenizer if organism.adapter is None else None)
-    run.store.finish_stage(key, {
-        "organism": cfg.name, "examples": len(rows), "steps": len(logs),
-        "truncated": sum(r.truncated for r in rows),
-        "first_loss": logs[0].loss if logs else None, "final_loss": logs[-1].loss if logs else None,
-    })
-    return organism
+    return TrainInfo(organism=cfg.name, examples=len(rows), steps=len(logs),
+                     truncated=sum(r.truncated for r in rows),
+                     first_loss=logs[0].loss if logs else None,
+                     final_loss=logs[-1].loss if logs else None)
 
 
 def _weights_path(subject: Subject) -> str:

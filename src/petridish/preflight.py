@@ -1,5 +1,7 @@
-"""Intervention tables checked against the subjects' shapes before the run folder exists: a
-layer out of range or a direction of another width should cost a second, not a training."""
+"""Everything checked before the run folder exists that needs neither sampling nor the network
+(`petridish validate` runs exactly this): models available here, never judging with a subject,
+intervention tables against the subjects' shapes (read from their configs, not their weights).
+A layer out of range or a direction of another width should cost a second, not a training."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from pathlib import Path
 
 from petridish.config import Experiment
 from petridish.errors import PetridishError
+from petridish.models.loader import check_available
 from petridish.models.refs import parse_model_ref
+from petridish.models.subject import model_fingerprint
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,35 @@ def check_interventions(exp: Experiment, base_dir: Path) -> None:
                 raise PetridishError(f"direction {c.direction!r} has {source.layers} layers but "
                                      f"{c.subject!r} has {target.layers}; an all-layer ablation "
                                      "needs both", field=f"{table}[{i}].direction")
+
+
+def preflight(exp: Experiment, base_dir: Path) -> None:
+    """Every check that needs neither sampling nor the network, in the order `run` meets them."""
+    for text in exp.subjects.values():
+        check_available(parse_model_ref(text, base_dir=base_dir))
+    check_judge_is_no_subject(exp, base_dir)
+    check_interventions(exp, base_dir)
+
+
+def needs_judge(exp: Experiment) -> bool:
+    from petridish.assays.registry import get_assay
+
+    return bool(exp.steer or exp.ablate or any(get_assay(a.kind).judged for a in exp.assay))
+
+
+def check_judge_is_no_subject(exp: Experiment, base_dir: Path) -> None:
+    """Never judge with the model under test."""
+    spec = exp.judge.backend
+    if spec.startswith("hf:"):
+        judge_ref = parse_model_ref(spec.removeprefix("hf:"), base_dir=base_dir)
+        for name, text in exp.subjects.items():
+            ref = parse_model_ref(text, base_dir=base_dir)
+            if ref.is_local and model_fingerprint(ref) == model_fingerprint(judge_ref):
+                raise PetridishError(f"the judge {spec} is the subject {name!r}: never judge "
+                                     "with the model under test", field="judge.backend")
+    elif spec in exp.subjects.values():
+        raise PetridishError(f"the judge {spec} is a subject: never judge with the model under "
+                             "test", field="judge.backend")
 
 
 def _say(s: Shape | None) -> str:

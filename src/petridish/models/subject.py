@@ -1,0 +1,53 @@
+"""Subjects: what an assay samples from. A declared model, or an organism (a model plus the
+adapter a train stage grew); its fingerprint enters every stage key that uses it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from petridish.models.bundled import gguf_path
+from petridish.models.loader import LoadedModel, load_model
+from petridish.models.refs import ModelRef
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A named model reference; `fingerprint` identifies its weights (and adapter)."""
+
+    name: str
+    ref: ModelRef
+    fingerprint: str
+    adapter: Path | None = None  # PEFT folder, for LoRA organisms
+
+
+def model_fingerprint(ref: ModelRef) -> str:
+    """Identifies the weights without reading them all: file names, sizes and config."""
+    if ref.kind == "bundled":
+        return f"{ref.text}:{gguf_path(ref.name).stat().st_size}"
+    if ref.kind != "local":
+        return ref.text
+    folder = Path(ref.name)
+    h = hashlib.sha256((folder / "config.json").read_bytes())
+    for f in sorted(folder.iterdir()):
+        if f.suffix in (".safetensors", ".bin", ".json"):
+            st = f.stat()
+            h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:20]
+
+
+def declared_subject(name: str, ref: ModelRef) -> Subject:
+    return Subject(name, ref, model_fingerprint(ref))
+
+
+def load_subject(subject: Subject, *, device: str, dtype: str | None) -> LoadedModel:
+    """Load the model; an adapter is merged into the weights (sampling is then full speed)."""
+    lm = load_model(subject.ref, device=device, dtype=dtype)
+    if subject.adapter is not None:
+        from peft import PeftModel
+
+        merged = PeftModel.from_pretrained(lm.model, subject.adapter).merge_and_unload()
+        merged.requires_grad_(False)
+        lm.model = merged.eval()
+    return lm

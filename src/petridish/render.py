@@ -1,0 +1,29 @@
+"""HTML pieces every report section is made of (escaped text, tables, embedded PNGs)."""
+
+from __future__ import annotations
+
+import base64
+import html
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text))
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def img(data: bytes, alt: str) -> str:
+    return (f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}">')
+
+
+def note(text: str) -> str:
+    return f"<p class='note'>{esc(text)}</p>"
+
+
+def section(anchor: str, title: str, body: str) -> str:
+    return f"<h2 id='{esc(anchor)}'>{esc(title)}</h2>{body}"
