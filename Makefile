@@ -25,7 +25,7 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(VENV)/bin/petridish demo --quick
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

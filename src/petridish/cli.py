@@ -102,7 +102,7 @@ def show(
     if by not in ("subject", "question", "tag"):
         raise PetridishError(f"--by must be subject, question or tag, not {by!r}", field="--by")
     if as_json:
-        from petridish.report.summary import run_json
+        from petridish.report.results import run_json
 
         typer.echo(json.dumps(run_json(run_folder, by), indent=1, ensure_ascii=False))
         return

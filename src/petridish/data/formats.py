@@ -6,7 +6,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,21 +55,29 @@ class ChatExample(BaseModel):
     messages: tuple[ChatMessage, ...] = Field(min_length=1)
 
 
-def builtin_names() -> list[str]:
-    """Question sets shipped in the package, usable as `builtin:NAME`."""
-    folder = resources.files("petridish.data") / "builtin"
-    return sorted(p.name.rsplit(".", 1)[0] for p in folder.iterdir() if p.name.endswith(".yaml"))
+def builtin_names(folder: str = "") -> list[str]:
+    """Sets shipped in the package (`builtin/` for question sets, `builtin/FOLDER/` for an
+    assay kind's own banks), usable as `builtin:NAME`."""
+    root = resources.files("petridish.data") / "builtin"
+    path = root / folder if folder else root
+    if not path.is_dir():
+        return []
+    return sorted(p.name.rsplit(".", 1)[0] for p in path.iterdir()
+                  if p.name.endswith((".yaml", ".jsonl")) and (folder or p.name.endswith(".yaml")))
 
 
-def resolve_data_path(ref: str, base_dir: Path | None = None) -> Path:
+def resolve_data_path(ref: str, base_dir: Path | None = None, folder: str = "") -> Path:
     """`builtin:NAME` or a path (relative paths are taken from `base_dir`)."""
     if ref.startswith("builtin:"):
         name = ref.removeprefix("builtin:")
-        if name not in builtin_names():
-            raise PetridishError(
-                f"unknown builtin set {ref!r}; known: {', '.join(builtin_names())}"
-            )
-        return Path(str(resources.files("petridish.data") / "builtin" / f"{name}.yaml"))
+        known = builtin_names(folder)
+        if name not in known:
+            raise PetridishError(f"unknown builtin set {ref!r}; known: {', '.join(known)}")
+        root = resources.files("petridish.data") / "builtin"
+        base = root / folder if folder else root
+        found = [base / f"{name}{ext}" for ext in (".yaml", ".jsonl")
+                 if (base / f"{name}{ext}").is_file()]
+        return Path(str(found[0]))
     path = Path(ref).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
@@ -91,24 +99,34 @@ def resolve_dataset_path(ref: str, base_dir: Path | None = None) -> Path:
     return resolve_data_path(ref, base_dir)
 
 
-def load_questions(ref: str, base_dir: Path | None = None) -> QuestionSet:
-    """Read a question set; every error names the file, the line and the field."""
-    path = resolve_data_path(ref, base_dir)
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_records(ref: str, base_dir: Path | None, kind: type[M],
+                 folder: str = "") -> tuple[str, Path, list[M]]:
+    """(name, path, records) of a JSONL or YAML list of `kind` with unique `id`s; every error
+    names the file, the line and the field."""
+    path = resolve_data_path(ref, base_dir, folder)
     items = _read_records(path)
     if not items:
         raise PetridishError("question set is empty", file=path)
-    questions: list[Question] = []
+    out: list[M] = []
     seen: dict[str, int] = {}
     for line, fields, record in items:
-        q = _validate(Question, record, path, line, fields)
-        if q.id in seen:
-            raise PetridishError(
-                f"duplicate id {q.id!r} (first on line {seen[q.id]})",
-                file=path, line=fields.get("id", line), field="id",
-            )
-        seen[q.id] = line
-        questions.append(q)
+        value = _validate(kind, record, path, line, fields)
+        rid = str(getattr(value, "id", line))
+        if rid in seen:
+            raise PetridishError(f"duplicate id {rid!r} (first on line {seen[rid]})",
+                                 file=path, line=fields.get("id", line), field="id")
+        seen[rid] = line
+        out.append(value)
     name = ref.removeprefix("builtin:") if ref.startswith("builtin:") else path.stem
+    return name, path, out
+
+
+def load_questions(ref: str, base_dir: Path | None = None) -> QuestionSet:
+    """Read a question set; every error names the file, the line and the field."""
+    name, path, questions = load_records(ref, base_dir, Question)
     return QuestionSet(name=name, source=str(path), questions=tuple(questions))
 
 

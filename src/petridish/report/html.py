@@ -31,9 +31,10 @@ def build_report(folder: Path) -> Path:
     try:
         logs = {s.name.removeprefix("train:"): [(int(r["step"]), float(r["loss"]))
                                                 for r in store.train_log(s.key)]
-                for s in store.stages() if s.kind == "train"}
+                for s in store.stages()}
     finally:
         store.close()
+    logs = {name: points for name, points in logs.items() if points}  # stages that trained
     results = load_results(folder)
     parts = [f"<h1>petridish run {render.esc(folder.name)}</h1>"]
     known = kinds()

@@ -61,3 +61,15 @@ def metric_rows(results: Sequence[AssayResult], by: By = "subject") -> list[Metr
     known = kinds()
     return [row for kind, rs in by_kind(results).items()
             for row in known[kind].metrics(rs, by)]
+
+
+def run_json(folder: Path, by: str = "subject") -> dict[str, object]:
+    """The run as one object: its stages, every metric as a row, and each judge's validation."""
+    from petridish.judges.validate import judge_caption
+    from petridish.report.summary import stage_rows
+
+    results = load_results(folder)
+    judges = sorted({r.judge for r in results if r.judge})
+    return {"run": folder.name, "stages": stage_rows(folder),
+            "metrics": [m.as_dict() for m in metric_rows(results, by)],  # type: ignore[arg-type]
+            "judges": {j: judge_caption(j) for j in judges}}

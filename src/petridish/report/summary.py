@@ -37,8 +37,8 @@ def stage_rows(folder: Path) -> list[dict[str, object]]:
         for s in store.stages():
             info = parse_info(s)
             result = info.result()
-            if s.status != "done" and s.kind == "sample":
-                result = f"{store.count_responses(s.key)} responses so far"
+            if s.status != "done" and (stored := store.count_responses(s.key)):
+                result = f"{stored} responses so far"
             secs = round(s.finished - s.started, 1) if s.finished and s.started else None
             rows.append({"name": s.name, "kind": s.kind, "status": s.status, "key": s.key,
                          "seconds": secs, "result": result,
@@ -71,18 +71,6 @@ def result_table(folder: Path) -> Table:
         table.add_row(assay, subject, qset, str(n), f"{sum(t for t, _ in rows) / n:.0f}",
                       f"{cut}/{n}")
     return table
-
-
-def run_json(folder: Path, by: str = "subject") -> dict[str, object]:
-    """The run as one object: its stages, every metric as a row, and each judge's validation."""
-    from petridish.judges.validate import judge_caption
-    from petridish.report.results import load_results, metric_rows
-
-    results = load_results(folder)
-    judges = sorted({r.judge for r in results if r.judge})
-    return {"run": folder.name, "stages": stage_rows(folder),
-            "metrics": [m.as_dict() for m in metric_rows(results, by)],  # type: ignore[arg-type]
-            "judges": {j: judge_caption(j) for j in judges}}
 
 
 @dataclass(frozen=True)
