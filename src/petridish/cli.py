@@ -83,11 +83,15 @@ def validate(
 
     exp = load_experiment(experiment)
     preflight(exp, experiment.parent)
-    stages = len(exp.train) + sum(len(a.subjects or exp.subject_names()) for a in exp.assay)
-    out.print(f"{experiment}: valid ({len(exp.subject_names())} subjects, {stages} train and "
-              f"assay stages, {len(exp.direction)} directions, "
-              f"{len(exp.steer) + len(exp.ablate)} intervention tables); run folder "
-              f"{exp.identity().folder_name}")
+    def count(n: int, what: str) -> str:
+        return f"{n} {what}{'' if n == 1 else 's'}"
+
+    runs = sum(len(a.subjects or exp.subject_names()) for a in exp.assay)
+    out.print(f"{experiment}: valid; {count(len(exp.subject_names()), 'subject')}, "
+              f"{count(len(exp.train), 'organism')}, {count(runs, 'assay run')}, "
+              f"{count(len(exp.direction), 'direction')}, "
+              f"{count(len(exp.steer) + len(exp.ablate), 'intervention table')}; run folder "
+              f"{exp.identity().folder_name}", soft_wrap=True)
 
 
 @app.command()
