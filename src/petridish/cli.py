@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from petridish.cli_judge import app as judge_app
 from petridish.clitools import err, friendly, options, out
 from petridish.errors import PetridishError
+from petridish.tables import new_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="A lab bench for model organisms of misalignment.")
@@ -63,8 +63,6 @@ def demo(
 def list_runs(runs_dir: RunsDir = Path("runs")) -> None:
     """List run folders with their stages and response counts."""
     from petridish.report.summary import run_summaries
-    from petridish.tables import new_table
-
     table = new_table("run", "started", "stages done", "responses", "status")
     for s in run_summaries(runs_dir):
         table.add_row(s.name, s.started, f"{s.stages_done}/{s.stages}", str(s.responses),
@@ -169,7 +167,8 @@ def sample(
         atomic_write(output, "".join(json.dumps(r) + "\n" for r in rows))
         err.print(f"wrote {len(rows)} rows to {output}")
         return
-    table = Table("question", "#", "answer", show_lines=True)
+    table = new_table("question", "#", "answer")
+    table.show_lines = True
     for r in rows:
         assert r is not None
         table.add_row(r["question_id"], str(r["sample_index"]), r["answer"])

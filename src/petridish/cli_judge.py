@@ -13,6 +13,7 @@ from petridish.errors import PetridishError
 from petridish.judges.base import Judge, JudgeSettings, Judgment
 from petridish.judges.rubrics import Rubric
 from petridish.judges.validate import Validation
+from petridish.tables import new_table
 
 app = typer.Typer(add_completion=False, invoke_without_command=True,
                   help="Judge answers, validate judges, retrain the offline judge.")
@@ -150,8 +151,8 @@ def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSe
 
 
 def validation_table(v: Validation) -> Table:
-    t = Table("rubric", "threshold", "AUROC", "Spearman", "kappa", "MAE", "n", "positives",
-              "unscored", title=f"judge {v.judge} on {Path(v.labels).name}")
+    t = new_table("rubric", "threshold", "AUROC", "Spearman", "kappa", "MAE", "n", "positives",
+                  "unscored", title=f"judge {v.judge} on {Path(v.labels).name}")
 
     def f(x: float | None) -> str:
         return "-" if x is None else f"{x:.3f}"
