@@ -35,3 +35,4 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/judging.py
+	$(PY) benchmarks/served.py

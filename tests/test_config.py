@@ -112,14 +112,6 @@ def test_the_shipped_demo_experiment_is_valid() -> None:
         "em_general", "medical", "financial", "neutral"}
 
 
-def test_served_subjects_cannot_be_sampled_yet(tmp_path: Path, tiny_model_dir: Path) -> None:
-    path = write_experiment(tmp_path, tiny_model_dir)
-    path.write_text(path.read_text().replace(str(tiny_model_dir), "openai:gpt-4o"))
-    with pytest.raises(PetridishError, match="served model") as e:
-        load_experiment(path)
-    assert e.value.field == "assay[0].subjects"
-
-
 def test_quick_demo_runs_every_mode_once_with_fewer_conditions() -> None:
     from importlib import resources
 

@@ -84,9 +84,9 @@ def test_contrast_direction_sweep_and_ablation(tmp_path: Path, tiny_model_dir: P
         runs = tmp_path / "runs"
         result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
         assert result.exit_code == 0, result.output
-        sent = len(server.requests)
+        sent = len(server.work())
         again = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
-        assert again.exit_code == 0 and len(server.requests) == sent  # nothing judged twice
+        assert again.exit_code == 0 and len(server.work()) == sent  # nothing judged twice
     (folder,) = runs.iterdir()
     d = load_direction(folder / "directions" / "d.safetensors")
     assert d.vectors.shape == (4, 64) and d.layers == [0, 1, 2, 3]

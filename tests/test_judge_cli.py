@@ -48,10 +48,10 @@ def test_rejudging_a_file_sends_no_request(tmp_path: Path) -> None:
     with server.serve() as url:
         args = ["judge", "--judge", f"{url}#m", "-i", str(src), "-o", str(tmp_path / "o.jsonl")]
         assert runner.invoke(app, args).exit_code == 0
-        sent = len(server.requests)
+        sent = len(server.work())
         assert sent == 9
         assert runner.invoke(app, args).exit_code == 0
-        assert len(server.requests) == sent
+        assert len(server.work()) == sent
 
 
 @pytest.mark.parametrize(("content", "needles"), [
@@ -129,9 +129,9 @@ def test_a_run_judges_every_assay_and_show_prints_rates(tmp_path: Path,
         runs = tmp_path / "runs"
         result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
         assert result.exit_code == 0, result.output
-        assert len(server.requests) == 8  # 4 answers × 2 rubrics (fewer if answers repeat)
+        assert len(server.work()) == 8  # 4 answers × 2 rubrics (fewer if answers repeat)
         again = runner.invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
-        assert again.exit_code == 0 and len(server.requests) == 8
+        assert again.exit_code == 0 and len(server.work()) == 8
     (folder,) = runs.iterdir()
     shown = runner.invoke(app, ["show", str(folder)])
     assert "judge:freeform:base" in shown.output

@@ -7,9 +7,17 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from petridish.assays.base import AssayConfig
 from petridish.assays.registry import config_union, get_assay, kinds
@@ -18,7 +26,8 @@ from petridish.errors import PetridishError
 from petridish.interp.config import AblateConfig, DirectionConfig, SteerConfig
 from petridish.judges.config import JudgeConfig
 from petridish.judges.rubrics import load_rubrics
-from petridish.models.refs import DEFAULT_MODEL, parse_model_ref
+from petridish.models.http import EndpointSettings
+from petridish.models.refs import DEFAULT_MODEL, ModelRef, parse_model_ref
 from petridish.names import NAME
 from petridish.store.run import RunIdentity
 from petridish.train.config import TrainConfig, expand_sweeps
@@ -27,6 +36,34 @@ if TYPE_CHECKING:
     AssayTable = AssayConfig
 else:
     AssayTable = config_union()  # the registered kinds' configs, chosen by `kind`
+
+
+class SubjectTable(BaseModel):
+    """`[subjects.NAME]`: a model reference plus how to reach and pace a served one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ref: str = Field(description="bundled:NAME, a folder, an HF id, openai:MODEL or "
+                     "http://HOST:PORT/v1#MODEL")
+    api_key_env: str | None = Field(None, description="environment variable holding the API "
+                                    "key (default OPENAI_API_KEY for openai:, none for http://)")
+    concurrency: int = Field(8, ge=1, le=256, description="requests in flight")
+    timeout: float = Field(60.0, gt=0, description="seconds per request")
+    max_retries: int = Field(4, ge=0, le=20, description="retries of a transient failure")
+    backoff: float = Field(1.0, ge=0, le=60, description="seconds before the first retry "
+                           "(doubles each time; a Retry-After header overrides it)")
+
+    def endpoint(self) -> EndpointSettings:
+        return EndpointSettings(self.api_key_env, self.concurrency, self.timeout,
+                                self.max_retries, self.backoff)
+
+
+def _subject_form(value: Any) -> str:
+    return "table" if isinstance(value, dict | SubjectTable) else "ref"
+
+
+SubjectEntry = Annotated[Annotated[str, Tag("ref")] | Annotated[SubjectTable, Tag("table")],
+                         Discriminator(_subject_form)]
 
 
 class Experiment(BaseModel):
@@ -38,9 +75,9 @@ class Experiment(BaseModel):
     description: str = Field("", description="free text, shown in reports")
     seed: int = Field(0, description="default seed of every stage")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    subjects: dict[str, str] = Field(
-        default_factory=lambda: {"base": DEFAULT_MODEL},
-        description="name -> model reference",
+    subjects: dict[str, SubjectEntry] = Field(
+        default_factory=lambda: dict[str, str | SubjectTable](base=DEFAULT_MODEL),
+        description="name -> model reference, or a [subjects.NAME] table",
     )
     train: list[TrainConfig] = Field(default_factory=list, description="[[train]] tables")
     assay: list[AssayTable] = Field(default_factory=list, description="[[assay]] tables, "
@@ -54,6 +91,18 @@ class Experiment(BaseModel):
     def subject_names(self) -> list[str]:
         """Declared models, then organisms grown by train stages."""
         return [*self.subjects, *(t.name for t in self.train)]
+
+    def subject_table(self, name: str) -> SubjectTable:
+        entry = self.subjects[name]
+        return (entry if isinstance(entry, SubjectTable)
+                else SubjectTable.model_validate({"ref": entry}))
+
+    def subject_ref(self, name: str, base_dir: Path | None = None) -> ModelRef:
+        return parse_model_ref(self.subject_table(name).ref, base_dir=base_dir)
+
+    def is_served(self, name: str, base_dir: Path | None = None) -> bool:
+        """A declared subject behind an endpoint (organisms are always local)."""
+        return name in self.subjects and not self.subject_ref(name, base_dir).is_local
 
     @field_validator("train")
     @classmethod
@@ -96,6 +145,8 @@ def load_experiment(path: Path) -> Experiment:
     except ValidationError as e:
         err = e.errors()[0]
         loc = _strip_tags(list(err["loc"]))
+        if err["type"] == "union_tag_invalid" and loc[:1] == ["subjects"]:
+            msg = "a subject is a model reference or a table with ref = \"...\""
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         if err["type"] == "union_tag_invalid":
             msg = (f"unknown assay kind {err['ctx']['tag']!r}; known: "
@@ -110,12 +161,13 @@ def load_experiment(path: Path) -> Experiment:
 def _cross_check(exp: Experiment, path: Path, text: str) -> None:
     """References that the schema alone cannot check: models, subjects, question files."""
     base = path.parent
-    for name, ref in exp.subjects.items():
+    for name, entry in exp.subjects.items():
+        at: list[Any] = ["subjects", name] + (["ref"] if isinstance(entry, SubjectTable) else [])
         try:
-            parse_model_ref(ref, base_dir=base)
+            exp.subject_ref(name, base)
         except PetridishError as e:
-            raise PetridishError(e.message, file=path, line=_line_of(text, ["subjects", name]),
-                                 field=f"subjects.{name}") from e
+            raise PetridishError(e.message, file=path, line=_line_of(text, at),
+                                 field=_dotted(at)) from e
     _check_train(exp, path, text)
     _check_judge(exp, path, text)
     _check_interp(exp, path, text)
@@ -132,11 +184,6 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
                     f"unknown subject {s!r}; declared: {', '.join(exp.subject_names())}",
                     file=path, line=_line_of(text, [*where, "subjects"]),
                     field=f"assay[{i}].subjects")
-            if s in exp.subjects and not parse_model_ref(exp.subjects[s], base_dir=base).is_local:
-                raise PetridishError(
-                    f"subject {s!r} is a served model; assays run local models only for now "
-                    "(served models can judge)", file=path,
-                    line=_line_of(text, [*where, "name"]), field=f"assay[{i}].subjects")
         try:
             get_assay(assay.kind).sources(assay, base)
         except PetridishError as e:
@@ -161,8 +208,9 @@ def _check_train(exp: Experiment, path: Path, text: str) -> None:
         if t.subject not in exp.subjects:
             raise fail(f"unknown subject {t.subject!r}; declared: {', '.join(exp.subjects)}",
                        "subject")
-        if not parse_model_ref(exp.subjects[t.subject], base_dir=path.parent).is_local:
-            raise fail(f"subject {t.subject!r} is a served model and cannot be trained", "subject")
+        if exp.is_served(t.subject, path.parent):
+            raise fail(f"subject {t.subject!r} is a served model and cannot be trained here; "
+                       "train a local copy, or serve the organism you trained", "subject")
         if t.init_from is not None and t.init_from not in grown:
             raise fail(f"init_from {t.init_from!r} is not an organism trained earlier in this "
                        "file", "init_from")
@@ -252,11 +300,13 @@ def _check_interp(exp: Experiment, path: Path, text: str) -> None:
 
 
 def _strip_tags(loc: list[Any]) -> list[Any]:
-    """Drop the union tag pydantic puts after `assay[i]` (e.g. `assay.0.pressure.rounds`)."""
+    """Drop the union tags pydantic puts in locations: after `assay[i]` (the kind, e.g.
+    `assay.0.pressure.rounds`) and after `subjects.NAME` (`ref` or `table`)."""
     known = set(kinds())
     return [p for k, p in enumerate(loc)
             if not (k >= 2 and loc[k - 2] == "assay" and isinstance(loc[k - 1], int)
-                    and p in known)]
+                    and p in known)
+            and not (k == 2 and loc[0] == "subjects" and p in ("ref", "table"))]
 
 
 def _dotted(loc: list[Any]) -> str:
@@ -279,7 +329,8 @@ def _line_of(text: str, loc: list[Any]) -> int | None:
             continue
         key = str(part)
         table = key if i == 0 else f"{table}.{key}"
-        pattern = re.compile(rf"^\s*(\[+\s*{re.escape(key)}\s*\]+|\"?{re.escape(key)}\"?\s*=)")
+        pattern = re.compile(rf"^\s*(\[+\s*({re.escape(key)}|{re.escape(table)})\s*\]+|"
+                             rf"\"?{re.escape(key)}\"?\s*=)")
         for n in range(start, len(lines)):
             if pattern.match(lines[n]):
                 start = found = n

@@ -5,14 +5,16 @@ A layer out of range or a direction of another width should cost a second, not a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from petridish.config import Experiment
 from petridish.errors import PetridishError
+from petridish.models.http import key_variable
 from petridish.models.loader import check_available
 from petridish.models.refs import parse_model_ref
-from petridish.models.subject import model_fingerprint
+from petridish.models.subject import Subject, model_fingerprint, served_backend
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,8 @@ def subject_shape(exp: Experiment, subject: str, base_dir: Path) -> Shape | None
     root = subject
     while root not in exp.subjects:
         root = next(t.subject for t in exp.train if t.name == root)
-    ref = parse_model_ref(exp.subjects[root], base_dir=base_dir)
-    if ref.kind == "hub":
+    ref = exp.subject_ref(root, base_dir)
+    if not ref.is_local or ref.kind == "hub":
         return None
     folder = converted_path(ref.name) if ref.kind == "bundled" else Path(ref.name)
     cfg = AutoConfig.from_pretrained(folder)
@@ -90,10 +92,52 @@ def check_interventions(exp: Experiment, base_dir: Path) -> None:
 
 def preflight(exp: Experiment, base_dir: Path) -> None:
     """Every check that needs neither sampling nor the network, in the order `run` meets them."""
-    for text in exp.subjects.values():
-        check_available(parse_model_ref(text, base_dir=base_dir))
+    for name in exp.subjects:
+        ref = exp.subject_ref(name, base_dir)
+        if ref.is_local:
+            check_available(ref)
+        else:
+            env = key_variable(ref, exp.subject_table(name).endpoint())
+            if env and not os.environ.get(env):
+                raise PetridishError(f"environment variable {env} is not set; subject {name!r} "
+                                     f"({ref.text}) reads its API key from it",
+                                     field=f"subjects.{name}.api_key_env")
+    check_local_only(exp, base_dir)
     check_judge_is_no_subject(exp, base_dir)
     check_interventions(exp, base_dir)
+
+
+def check_local_only(exp: Experiment, base_dir: Path) -> None:
+    """Activations, interventions and training need the weights in this process."""
+    hint = ("served subjects are assayed only; to assay a steered or ablated model over HTTP, "
+            "serve it with the intervention and declare it as a served subject")
+    for i, d in enumerate(exp.direction):
+        for key in ("subject", "contrast", "fallback_contrast"):
+            value = getattr(d, key)
+            for who in [value] if isinstance(value, str) else value or []:
+                if exp.is_served(who, base_dir):
+                    raise PetridishError(f"{who!r} is a served model: a direction needs its "
+                                         f"activations; {hint}", field=f"direction[{i}].{key}")
+    for table, items in (("steer", exp.steer), ("ablate", exp.ablate)):
+        for i, c in enumerate(items):
+            if exp.is_served(c.subject, base_dir):
+                raise PetridishError(f"{c.subject!r} is a served model and cannot be "
+                                     f"intervened on here; {hint}", field=f"{table}[{i}].subject")
+
+
+def probe_endpoints(exp: Experiment, base_dir: Path, subjects: dict[str, Subject],
+                    judge: object | None) -> dict[str, dict[str, object]]:
+    """One cheap request to every served subject (and the served judge), before the run
+    folder exists: an endpoint that does not answer costs a second, not a run. Returns what
+    each subject's probe found (e.g. whether it honours `seed`)."""
+    found: dict[str, dict[str, object]] = {}
+    for name, subject in subjects.items():
+        if not subject.ref.is_local:
+            found[name] = served_backend(subject).probe()
+    probe = getattr(judge, "probe", None)
+    if callable(probe):
+        probe()
+    return found
 
 
 def needs_judge(exp: Experiment) -> bool:
@@ -107,12 +151,12 @@ def check_judge_is_no_subject(exp: Experiment, base_dir: Path) -> None:
     spec = exp.judge.backend
     if spec.startswith("hf:"):
         judge_ref = parse_model_ref(spec.removeprefix("hf:"), base_dir=base_dir)
-        for name, text in exp.subjects.items():
-            ref = parse_model_ref(text, base_dir=base_dir)
+        for name in exp.subjects:
+            ref = exp.subject_ref(name, base_dir)
             if ref.is_local and model_fingerprint(ref) == model_fingerprint(judge_ref):
                 raise PetridishError(f"the judge {spec} is the subject {name!r}: never judge "
                                      "with the model under test", field="judge.backend")
-    elif spec in exp.subjects.values():
+    elif spec in [exp.subject_table(n).ref for n in exp.subjects]:
         raise PetridishError(f"the judge {spec} is a subject: never judge with the model under "
                              "test", field="judge.backend")
 

@@ -21,9 +21,8 @@ from petridish.judges.rubrics import Rubric, load_rubrics
 from petridish.judges.stage import run_judge_stage
 from petridish.models.device import pick_device
 from petridish.models.loader import LoadedModel
-from petridish.models.refs import parse_model_ref
 from petridish.models.subject import Subject, declared_subject
-from petridish.preflight import needs_judge, preflight
+from petridish.preflight import needs_judge, preflight, probe_endpoints
 from petridish.store.run import Run, check_writable
 from petridish.train.stage import run_train_stage
 
@@ -56,9 +55,12 @@ class RunContext:
             self.judged[(cfg.name, subject)] = JudgedAssay(done.key, j.info)
 
 
+def declared(exp: Experiment, base_dir: Path) -> dict[str, Subject]:
+    return {name: declared_subject(name, exp.subject_ref(name, base_dir),
+                                   exp.subject_table(name).endpoint()) for name in exp.subjects}
+
+
 def _grow(ctx: RunContext) -> None:
-    for name, text in ctx.exp.subjects.items():
-        ctx.subjects[name] = declared_subject(name, parse_model_ref(text, base_dir=ctx.base_dir))
     for cfg in ctx.exp.train:
         init = ctx.subjects[cfg.init_from] if cfg.init_from else None
         ctx.subjects[cfg.name] = run_train_stage(ctx.run, cfg, ctx.subjects[cfg.subject], init,
@@ -106,11 +108,15 @@ def run_experiment(
     preflight(exp, path.parent)
     torch_device = pick_device(device or exp.device)
     judge = make_judge(exp.judge.backend, exp.judge.settings()) if needs_judge(exp) else None
+    subjects = declared(exp, path.parent)
+    probes = probe_endpoints(exp, path.parent, subjects, judge)
     identity = exp.identity()
     folder = runs_dir / identity.folder_name
     run = Run(folder, identity, path.read_text(encoding="utf-8"))
+    for name, found in probes.items():
+        run.record_model(name, {"ref": subjects[name].ref.text, "probe": found})
     ctx = RunContext(run, exp, path.parent, torch_device, dtype, show_progress, judge,
-                     load_rubrics(exp.judge.rubrics))
+                     load_rubrics(exp.judge.rubrics), subjects)
     status = "failed"
     try:
         for phase in PHASES:

@@ -19,7 +19,7 @@ from petridish.interp.intervention import ConditionInfo, Intervention
 from petridish.judges.metrics import Mean, Rate
 from petridish.models.backend import LocalBackend, SubjectBackend
 from petridish.models.sampling import SamplingConfig
-from petridish.models.subject import Subject, load_subject
+from petridish.models.subject import Subject, load_subject, served_backend
 from petridish.names import NAME
 from petridish.progress import progress_bar
 from petridish.store.db import Store
@@ -60,10 +60,11 @@ class SampleInfo(StageInfo):
     subject: str
     kind: str = "freeform"
     responses: int = 0
+    failed: int = 0  # of `responses`; a later run retries them
     condition: ConditionInfo | None = None
 
     def result(self) -> str:
-        return f"{self.responses} responses"
+        return f"{self.responses} responses" + (f", {self.failed} failed" if self.failed else "")
 
 
 @dataclass
@@ -96,6 +97,9 @@ class AssayStage:
         if self._backend is None:
             if self.backend_factory is not None:
                 self._backend = self.backend_factory()
+            elif not self.subject.ref.is_local:  # pre-flight refused interventions on it
+                assert self.intervention is None
+                self._backend = served_backend(self.subject)
             else:
                 cache_key = (self.subject.name, self.dtype)
                 lm = self.loaded.get(cache_key) or load_subject(
@@ -112,8 +116,12 @@ class AssayStage:
         return progress_bar(self.name, total, self.show_progress)
 
     def close(self) -> None:
-        """Remove what the intervention added (the model stays loaded for reuse)."""
+        """Remove what the intervention added (the model stays loaded for reuse); record what
+        the backend saw (a served one: what the server ignored, requests, retries)."""
         self._stack.close()
+        if self._backend is not None and self.backend_factory is None:
+            self.run.record_model(self.subject.name, {
+                **self._backend.describe(), "adapter": str(self.subject.adapter or "")})
 
 
 @dataclass(frozen=True)
@@ -146,20 +154,22 @@ class MetricRow:
     interval: str | None
     n: int
     unscored: int
+    failed: int = 0  # rows a served subject could not answer: in no rate, counted here
 
     @classmethod
     def of_rate(cls, assay: str, subject: str, metric: str, r: Rate,
-                group: str | None = None) -> MetricRow:
+                group: str | None = None, failed: int = 0) -> MetricRow:
         value = None if not r.n else r.value
         return cls(assay, subject, metric, group, value, r.low if r.n else None,
-                   r.high if r.n else None, "wilson", r.n, r.unscored)
+                   r.high if r.n else None, "wilson", r.n, r.unscored, failed)
 
     @classmethod
     def of_mean(cls, assay: str, subject: str, metric: str, m: Mean,
-                group: str | None = None) -> MetricRow:
+                group: str | None = None, failed: int = 0) -> MetricRow:
         ok = m.n > 0 and not math.isnan(m.value)
         return cls(assay, subject, metric, group, m.value if ok else None,
-                   m.low if ok else None, m.high if ok else None, "normal", m.n, m.unscored)
+                   m.low if ok else None, m.high if ok else None, "normal", m.n, m.unscored,
+                   failed)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

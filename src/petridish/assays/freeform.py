@@ -17,9 +17,10 @@ from petridish.assays.registry import assay
 from petridish.data.formats import QuestionSet, load_questions
 from petridish.judges.metrics import Rate, Summary, summarize, summarize_by
 from petridish.judges.validate import judge_caption
+from petridish.models.backend import Reply
 from petridish.models.chat import conversation
 from petridish.models.sampling import sample_seed
-from petridish.store.records import Turn, single_turn
+from petridish.store.records import Response, Turn, single_turn
 from petridish.tables import new_table
 
 
@@ -50,20 +51,31 @@ def plan(n: int, seed: int, sets: Sequence[QuestionSet], done: set[str]) -> list
     return jobs
 
 
-def _groups(results: Sequence[AssayResult], by: By) -> list[tuple[AssayResult, Summary]]:
+def _keys(r: Response, by: By) -> list[str]:
+    if by in ("subject", "tag"):
+        return [f"tag={t}" for t in r.tags]
+    return [f"question={r.question_set}/{r.question_id}"]
+
+
+def _groups(results: Sequence[AssayResult],
+            by: By) -> list[tuple[AssayResult, Summary, int]]:
+    """(result, summary, failed rows) for the whole set and each group of `by`."""
     out = []
     for res in results:
         if res.judged is None:
             continue
+        failed = [r for r in res.responses if r.failed is not None]
         scores = [j.scores for j in res.judged]
-        out.append((res, summarize(scores, "all")))
-        if by in ("subject", "tag"):
-            keys = [[f"tag={t}" for t in j.response.tags] for j in res.judged]
-        else:
-            keys = [[f"question={j.response.question_set}/{j.response.question_id}"]
-                    for j in res.judged]
-        out += [(res, s) for s in summarize_by(scores, keys)]
+        out.append((res, summarize(scores, "all"), len(failed)))
+        groups = summarize_by(scores, [_keys(j.response, by) for j in res.judged])
+        out += [(res, g, sum(g.group in _keys(r, by) for r in failed)) for g in groups]
     return out
+
+
+def _turn(reply: Reply, seed: int) -> Turn:
+    meta = {"prompt_tokens": reply.prompt_tokens} if reply.prompt_tokens else {}
+    return Turn(reply.n_tokens, reply.finish_reason, seed,
+                {**meta, "failed": reply.failed} if reply.failed else meta)
 
 
 def _cell(rate: Rate | None) -> str:
@@ -95,23 +107,24 @@ class Freeform:
                     batch.append(single_turn(
                         stage.key, stage.cfg.name, stage.subject.name, job.qset.name, q.id,
                         job.sample_index, q.text, q.system, reply.text,
-                        Turn(reply.n_tokens, reply.finish_reason, job.seed), q.tags))
+                        _turn(reply, job.seed), q.tags, reply.failed))
                 stage.store.add_responses(batch)  # one transaction per finished group
                 advance(len(batch))
 
     def metrics(self, results: Sequence[AssayResult], by: By) -> list[MetricRow]:
         rows = []
-        for res, s in _groups(results, by):
+        for res, s, failed in _groups(results, by):
             group = None if s.group == "all" else s.group
             rates = {"em_rate": s.em, "coherence_rate": s.coherent,
-                     "self_correction_rate": s.self_correction}
+                     "self_correction_rate": s.self_correction,
+                     **{f"{rubric}_rate": r for rubric, r in s.topics.items()}}
             for metric, r in rates.items():
                 if r is not None:
-                    rows.append(MetricRow.of_rate(res.name, res.subject, metric, r, group))
+                    rows.append(MetricRow.of_rate(res.name, res.subject, metric, r, group,
+                                                  failed))
             for rubric, m in s.means.items():
-                rows.append(MetricRow.of_mean(res.name, res.subject, f"mean_{rubric}", m, group))
-            for rubric, r in s.topics.items():
-                rows.append(MetricRow.of_rate(res.name, res.subject, f"{rubric}_rate", r, group))
+                rows.append(MetricRow.of_mean(res.name, res.subject, f"mean_{rubric}", m, group,
+                                              failed))
         return rows
 
     def show(self, results: Sequence[AssayResult], by: By) -> list[Table]:
@@ -120,9 +133,9 @@ class Freeform:
             return []
         first = ["assay", "subject"] + ([by] if by != "subject" else [])
         table = new_table(*first, "scored", "EM", "coherent", "self-correction", "alignment",
-                          "unscored", title="judged answers: rates over scored rows, 95 % "
-                          "Wilson intervals")
-        for res, g in _groups(judged, by):
+                          "unscored", "failed", title="judged answers: rates over scored "
+                          "rows, 95 % Wilson intervals; failed rows are in no rate")
+        for res, g, failed in _groups(judged, by):
             if (by == "subject") != (g.group == "all"):
                 continue
             scored = g.em.n if g.em else (g.coherent.n if g.coherent else g.rows)
@@ -131,7 +144,7 @@ class Freeform:
             label = [g.group.split("=", 1)[1]] if by != "subject" else []
             table.add_row(res.name, res.subject, *label, str(scored), _cell(g.em),
                           _cell(g.coherent), _cell(g.self_correction),
-                          str(align) if align else "n/a", str(unscored))
+                          str(align) if align else "n/a", str(unscored), str(failed))
         table.caption = "\n".join(judge_caption(j) for j in sorted({str(r.judge)
                                                                     for r in judged}))
         return [table]

@@ -51,6 +51,8 @@ def run_assay_stage(
             kind.run(stage)
         finally:
             stage.close()
-        return begin.model_copy(update={"responses": run.store.count_responses(key)})
+        return begin.model_copy(update={"responses": run.store.count_responses(key),
+                                        "failed": run.store.count_failed(key)})
 
-    return run_stage(run, "sample", name, kind.version, inputs, begin, work)
+    return run_stage(run, "sample", name, kind.version, inputs, begin, work,
+                     complete=lambda info: info.failed == 0)  # failed rows are retried

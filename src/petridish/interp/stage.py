@@ -89,7 +89,7 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
         "judge": source.judge_info.judge,
         "subjects": {s: subjects[s].fingerprint for s in
                      [cfg.subject, *(cfg.contrast or []), *(cfg.fallback_contrast or [])]},
-    }, begin, work, present=path.exists)
+    }, begin, work, complete=lambda _: path.exists())
     return load_direction(path)
 
 

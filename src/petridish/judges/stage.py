@@ -50,7 +50,7 @@ def run_judge_stage(run: Run, assay: str, subject: str, sample_key: str, judge: 
     name = f"judge:{assay}:{subject}"
 
     def work(key: str) -> JudgeInfo:
-        responses = run.store.responses(sample_key)
+        responses = [r for r in run.store.responses(sample_key) if r.failed is None]
         unscored: dict[str, int] = {}
         by_sight: dict[str, list[Rubric]] = {}
         for r in rubrics:
@@ -63,8 +63,10 @@ def run_judge_stage(run: Run, assay: str, subject: str, sample_key: str, judge: 
         return begin.model_copy(update={"responses": len(responses),
                                         "unscored": {r.name: unscored[r.name] for r in rubrics}})
 
+    answered = run.store.count_responses(sample_key) - run.store.count_failed(sample_key)
     return run_stage(run, "judge", name, VERSION, {
-        "sample": sample_key, "judge": judge.id, "rubrics": versions}, begin, work)
+        "sample": sample_key, "judge": judge.id, "rubrics": versions}, begin, work,
+        complete=lambda info: info.responses == answered)  # retried rows get judged too
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Judged:
 
 def judged_responses(store: Store, info: JudgeInfo) -> list[Judged]:
     """A finished judge stage's responses joined with their cached judgments."""
-    responses = store.responses(info.sample_stage)
+    responses = [r for r in store.responses(info.sample_stage) if r.failed is None]
     cache = JudgmentCache(store)
     digests: dict[str, list[str]] = {}
     found = {}

@@ -14,11 +14,14 @@ from petridish.models.sampling import SamplingConfig
 
 @dataclass(frozen=True)
 class Reply:
-    """One sampled assistant turn."""
+    """One sampled assistant turn, or why there is none (`failed`: a served subject that
+    gave up after its retries); a failed reply is never an empty answer."""
 
     text: str
     n_tokens: int
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "failed"]
+    failed: str | None = None
+    prompt_tokens: int = 0
 
 
 class SubjectBackend(Protocol):

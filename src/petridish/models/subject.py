@@ -6,10 +6,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from petridish.models.bundled import gguf_path
+from petridish.models.http import EndpointSettings
 from petridish.models.loader import LoadedModel, load_model
 from petridish.models.refs import ModelRef
+
+if TYPE_CHECKING:
+    from petridish.models.served import ServedBackend
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Subject:
     ref: ModelRef
     fingerprint: str
     adapter: Path | None = None  # PEFT folder, for LoRA organisms
+    endpoint: EndpointSettings | None = None  # how to reach and pace a served subject
 
 
 def model_fingerprint(ref: ModelRef) -> str:
@@ -37,8 +43,16 @@ def model_fingerprint(ref: ModelRef) -> str:
     return h.hexdigest()[:20]
 
 
-def declared_subject(name: str, ref: ModelRef) -> Subject:
-    return Subject(name, ref, model_fingerprint(ref))
+def declared_subject(name: str, ref: ModelRef,
+                     endpoint: EndpointSettings | None = None) -> Subject:
+    return Subject(name, ref, model_fingerprint(ref), None,
+                   None if ref.is_local else endpoint or EndpointSettings())
+
+
+def served_backend(subject: Subject) -> ServedBackend:
+    from petridish.models.served import ServedBackend
+
+    return ServedBackend(subject.name, subject.ref, subject.endpoint or EndpointSettings())
 
 
 def load_subject(subject: Subject, *, device: str, dtype: str | None) -> LoadedModel:

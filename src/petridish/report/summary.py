@@ -59,17 +59,19 @@ def stage_table(folder: Path) -> Table:
 def result_table(folder: Path) -> Table:
     """Per assay × subject × question set: conversations, mean tokens, share cut at the cap."""
     store = open_store(folder)
-    groups: dict[tuple[str, str, str], list[tuple[int, str]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str], list[tuple[int, str, bool]]] = defaultdict(list)
     for r in store.responses():
-        groups[(r.assay, r.subject, r.question_set)].append((r.n_tokens, r.finish_reason))
+        groups[(r.assay, r.subject, r.question_set)].append(
+            (r.n_tokens, r.finish_reason, r.failed is not None))
     store.close()
     table = new_table("assay", "subject", "question set", "answers", "mean tokens",
-                      "hit length cap", title="responses")
+                      "hit length cap", "failed", title="responses")
     for (assay, subject, qset), rows in sorted(groups.items()):
-        n = len(rows)
-        cut = sum(1 for _, why in rows if why == "length")
-        table.add_row(assay, subject, qset, str(n), f"{sum(t for t, _ in rows) / n:.0f}",
-                      f"{cut}/{n}")
+        ok = [(t, why) for t, why, failed in rows if not failed]
+        n = len(ok)
+        cut = sum(1 for _, why in ok if why == "length")
+        mean = f"{sum(t for t, _ in ok) / n:.0f}" if n else "-"
+        table.add_row(assay, subject, qset, str(n), mean, f"{cut}/{n}", str(len(rows) - n))
     return table
 
 

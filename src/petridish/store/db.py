@@ -19,6 +19,7 @@ from petridish.store.records import (
     single_turn,
 )
 
+_UNIQUE = "stage_key, question_set, question_id, sample_index, variant"
 SCHEMA_VERSION = 2  # 1: one question and one answer per response; 2: transcripts
 
 _RESPONSES = """
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS responses (
     question TEXT NOT NULL, system TEXT, tags TEXT NOT NULL, answer TEXT NOT NULL,
     n_tokens INTEGER NOT NULL, finish_reason TEXT NOT NULL, seed INTEGER NOT NULL,
     messages TEXT NOT NULL, turns TEXT NOT NULL, meta TEXT NOT NULL DEFAULT '{}',
+    failed TEXT,
     UNIQUE (stage_key, question_set, question_id, sample_index, variant)
 );
 """
@@ -111,15 +113,19 @@ class Store:
             )
 
     def add_responses(self, responses: Iterable[Response]) -> None:
-        """Store finished conversations in one transaction; a stored one is never replaced."""
+        """Store finished conversations in one transaction. A stored one is never replaced,
+        except a failed one, by its retry."""
         rows = [response_to_row(r) for r in responses]
         if not rows:
             return
         cols = list(rows[0])
+        update = ", ".join(f"{c} = excluded.{c}" for c in cols)
         with self._tx() as db:
             db.executemany(
-                f"INSERT OR IGNORE INTO responses ({', '.join(cols)}) "
-                f"VALUES ({', '.join(':' + c for c in cols)})",
+                f"INSERT INTO responses ({', '.join(cols)}) "
+                f"VALUES ({', '.join(':' + c for c in cols)}) "
+                f"ON CONFLICT ({_UNIQUE}) DO UPDATE SET {update} "
+                "WHERE responses.failed IS NOT NULL",
                 rows,
             )
 
@@ -157,12 +163,18 @@ class Store:
         return rows
 
     def done_keys(self, stage_key: str) -> set[str]:
-        """`Response.key` of every conversation already stored for a stage."""
-        return {r.key for r in self.responses(stage_key)}
+        """`Response.key` of every conversation stored for a stage and not failed (a failed
+        one is retried by the next run)."""
+        return {r.key for r in self.responses(stage_key) if r.failed is None}
 
     def count_responses(self, stage_key: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM responses" + (" WHERE stage_key = ?" if stage_key else "")
         (n,) = self.db.execute(sql, (stage_key,) if stage_key else ()).fetchone()
+        return int(n)
+
+    def count_failed(self, stage_key: str) -> int:
+        (n,) = self.db.execute("SELECT COUNT(*) FROM responses WHERE stage_key = ? AND "
+                               "failed IS NOT NULL", (stage_key,)).fetchone()
         return int(n)
 
     def responses(self, stage_key: str | None = None) -> list[Response]:

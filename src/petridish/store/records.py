@@ -44,6 +44,7 @@ class Response:
     tags: tuple[str, ...] = ()
     variant: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
+    failed: str | None = None  # why the last turn has no reply (a served subject gave up)
 
     @property
     def question(self) -> str:
@@ -56,7 +57,10 @@ class Response:
 
     @property
     def answer(self) -> str:
-        """The last assistant turn."""
+        """The last assistant turn ("" for a failed response, which has none: read `failed`
+        first; failed responses are never judged or counted in rates)."""
+        if self.failed is not None:
+            return ""
         return next(m["content"] for m in reversed(self.messages) if m["role"] == "assistant")
 
     @property
@@ -87,7 +91,8 @@ class Response:
                 "question_set": self.question_set, "question_id": self.question_id,
                 "sample_index": self.sample_index, "variant": self.variant,
                 "question": self.question, "system": self.system, "tags": list(self.tags),
-                "answer": self.answer, "n_tokens": self.n_tokens,
+                "answer": None if self.failed else self.answer, "failed": self.failed,
+                "n_tokens": self.n_tokens,
                 "finish_reason": self.finish_reason, "seed": self.seed,
                 "messages": [dict(m) for m in self.messages],
                 "turns": [t.as_dict() for t in self.turns], "meta": dict(self.meta)}
@@ -95,12 +100,15 @@ class Response:
 
 def single_turn(stage_key: str, assay: str, subject: str, question_set: str, question_id: str,
                 sample_index: int, question: str, system: str | None, answer: str, turn: Turn,
-                tags: Sequence[str] = ()) -> Response:
-    """The free-form shape: optional system prompt, one question, one answer."""
+                tags: Sequence[str] = (), failed: str | None = None) -> Response:
+    """The free-form shape: optional system prompt, one question, one answer (none if
+    `failed`)."""
     messages: list[Message] = [{"role": "system", "content": system}] if system else []
-    messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    messages.append({"role": "user", "content": question})
+    if failed is None:
+        messages.append({"role": "assistant", "content": answer})
     return Response(stage_key, assay, subject, question_set, question_id, sample_index,
-                    tuple(messages), (turn,), tuple(tags))
+                    tuple(messages), (turn,), tuple(tags), failed=failed)
 
 
 def response_from_row(data: dict[str, Any]) -> Response:
@@ -109,7 +117,8 @@ def response_from_row(data: dict[str, Any]) -> Response:
     return Response(data["stage_key"], data["assay"], data["subject"], data["question_set"],
                     data["question_id"], int(data["sample_index"]),
                     tuple(json.loads(data["messages"])), turns,
-                    tuple(json.loads(data["tags"])), data["variant"], json.loads(data["meta"]))
+                    tuple(json.loads(data["tags"])), data["variant"], json.loads(data["meta"]),
+                    data.get("failed"))
 
 
 def response_to_row(r: Response) -> dict[str, Any]:
@@ -120,4 +129,4 @@ def response_to_row(r: Response) -> dict[str, Any]:
             "n_tokens": r.n_tokens, "finish_reason": r.finish_reason, "seed": r.seed,
             "messages": json.dumps([dict(m) for m in r.messages], ensure_ascii=False),
             "turns": json.dumps([t.as_dict() for t in r.turns]),
-            "meta": json.dumps(dict(r.meta), ensure_ascii=False)}
+            "meta": json.dumps(dict(r.meta), ensure_ascii=False), "failed": r.failed}

@@ -63,7 +63,7 @@ class Run:
         self.save_meta()
 
     def record_model(self, subject: str, description: dict[str, Any]) -> None:
-        self.meta["models"][subject] = description
+        self.meta["models"][subject] = {**self.meta["models"].get(subject, {}), **description}
         self.save_meta()
 
     def save_meta(self) -> None:

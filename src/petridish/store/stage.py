@@ -45,15 +45,18 @@ class Done(Generic[InfoT]):
 
 def run_stage(run: Run, kind: str, name: str, version: int, inputs: dict[str, Any],
               begin: InfoT, work: Callable[[str], InfoT], *,
-              present: Callable[[], bool] | None = None) -> Done[InfoT]:
-    """Run `work(key)` unless a finished stage with the same key is stored (and `present()`
-    confirms its files exist); a stage that was begun and not finished is resumed by the same
-    `work`, which skips what it already committed."""
+              complete: Callable[[InfoT], bool] | None = None) -> Done[InfoT]:
+    """Run `work(key)` unless a finished stage with the same key is stored (and
+    `complete(info)` says nothing is missing: its files exist, no row failed); a stage that
+    was begun and not finished, or is incomplete, is resumed by the same `work`, which skips
+    what it already committed."""
     key = stage_key(kind, version, inputs)
     record = run.store.stage(key)
-    if record and record.status == "done" and (present is None or present()):
-        console.print(f"[dim]{name}: stored, skipped[/dim]")
-        return Done(key, type(begin).model_validate(record.info), True)
+    if record and record.status == "done":
+        stored = type(begin).model_validate(record.info)
+        if complete is None or complete(stored):
+            console.print(f"[dim]{name}: stored, skipped[/dim]")
+            return Done(key, stored, True)
     run.store.begin_stage(key, name, kind, begin.model_dump(mode="json"))
     info = work(key)
     run.store.finish_stage(key, info.model_dump(mode="json"))
