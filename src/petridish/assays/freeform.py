@@ -158,8 +158,10 @@ class Freeform:
             assert res.judged is not None
             s = summarize([j.scores for j in res.judged])
             align = s.means.get("alignment")
-            rows.append([res.name, res.subject, str(s.rows), _text(s.em), _text(s.coherent),
-                         _text(s.self_correction), str(align) if align else "n/a"])
+            failed = sum(r.failed is not None for r in res.responses)
+            rows.append([res.name, res.subject, str(s.rows), str(failed), _text(s.em),
+                         _text(s.coherent), _text(s.self_correction),
+                         str(align) if align else "n/a"])
             if res.condition is None:
                 keys = [[f"{j.response.question_set}/{j.response.question_id}"]
                         for j in res.judged]
@@ -167,8 +169,9 @@ class Freeform:
                     per_question.append([res.subject, g.group, str(g.rows), _text(g.em),
                                          _text(g.coherent)])
         return (render.section("summary", "Rates (scored rows only, 95 % Wilson intervals)",
-                               render.table(["assay / condition", "subject", "answers", "EM",
-                                             "coherent", "self-correction", "mean alignment"],
+                               render.table(["assay / condition", "subject", "answers",
+                                             "failed", "EM", "coherent", "self-correction",
+                                             "mean alignment"],
                                             rows))
                 + render.section("questions", "Per question", render.table(
                     ["subject", "question", "answers", "EM", "coherent"], per_question)))
