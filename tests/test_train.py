@@ -44,8 +44,12 @@ def test_multi_turn_learns_every_assistant_reply(lm: LoadedModel) -> None:
 
 
 def test_no_assistant_turn_and_truncation(lm: LoadedModel) -> None:
-    ex = ChatExample.model_validate({"messages": [{"role": "user", "content": "hello"}]})
-    with pytest.raises(PetridishError, match="no assistant turn"):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="no assistant turn"):
+        ChatExample.model_validate({"messages": [{"role": "user", "content": "hello"}]})
+    ex = ChatExample.model_construct(messages=chat("hi", "x").messages[:1])
+    with pytest.raises(PetridishError, match="no assistant turn"):  # a second line of defence
         tokenize_example(lm.tokenizer, ex, 512)
     row = tokenize_example(lm.tokenizer, chat("hi", "a long reply " * 20), 16)
     assert row.truncated and len(row.input_ids) == 16

@@ -80,7 +80,7 @@ def validate(
     from petridish.preflight import preflight
 
     exp = load_experiment(experiment)
-    preflight(exp, experiment.parent)
+    preflight(exp, experiment)
     def count(n: int, what: str) -> str:
         return f"{n} {what}{'' if n == 1 else 's'}"
 

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -21,14 +20,14 @@ from pydantic import (
 
 from petridish.assays.base import AssayConfig
 from petridish.assays.registry import config_union, get_assay, kinds
-from petridish.data.formats import load_questions
+from petridish.data.formats import load_questions, read_text
 from petridish.errors import PetridishError
 from petridish.interp.config import AblateConfig, DirectionConfig, SteerConfig
 from petridish.judges.config import JudgeConfig
 from petridish.judges.rubrics import load_rubrics
 from petridish.models.http import EndpointSettings
 from petridish.models.refs import DEFAULT_MODEL, ModelRef, parse_model_ref
-from petridish.names import NAME
+from petridish.names import NAME, TABLE
 from petridish.store.run import RunIdentity
 from petridish.train.config import TrainConfig, expand_sweeps
 
@@ -41,7 +40,7 @@ else:
 class SubjectTable(BaseModel):
     """`[subjects.NAME]`: a model reference plus how to reach and pace a served one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TABLE
 
     ref: str = Field(description="bundled:NAME, a folder, an HF id, openai:MODEL or "
                      "http://HOST:PORT/v1#MODEL")
@@ -69,7 +68,7 @@ SubjectEntry = Annotated[Annotated[str, Tag("ref")] | Annotated[SubjectTable, Ta
 class Experiment(BaseModel):
     """One declared experiment; its validated content names its run folder."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TABLE
 
     name: str = Field(pattern=NAME, description="run folders are named <name>-<hash>")
     description: str = Field("", description="free text, shown in reports")
@@ -131,11 +130,14 @@ def load_experiment(path: Path) -> Experiment:
     """Parse, validate and cross-check an experiment file; nothing is written."""
     if not path.exists():
         raise PetridishError("experiment file not found", file=path)
+    if not path.is_file():  # a directory, or a FIFO that would block the read forever
+        raise PetridishError("not a regular file; give the experiment's TOML file", file=path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)
         data = tomllib.loads(text)
-    except UnicodeDecodeError as e:
-        raise PetridishError("file is not UTF-8 text", file=path) from e
+    except OSError as e:
+        raise PetridishError(f"cannot read the file ({e.strerror or type(e).__name__})",
+                             file=path) from e
     except tomllib.TOMLDecodeError as e:
         line = re.search(r"line (\d+)", str(e))
         raise PetridishError(f"not valid TOML ({str(e).split(' (')[0]})", file=path,
@@ -147,12 +149,13 @@ def load_experiment(path: Path) -> Experiment:
         loc = _strip_tags(list(err["loc"]))
         if err["type"] == "union_tag_invalid" and loc[:1] == ["subjects"]:
             msg = "a subject is a model reference or a table with ref = \"...\""
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = ("unknown key" if err["type"] == "extra_forbidden"
+               else err["msg"].removeprefix("Value error, "))
         if err["type"] == "union_tag_invalid":
             msg = (f"unknown assay kind {err['ctx']['tag']!r}; known: "
                    f"{', '.join(sorted(kinds()))}")
             loc = [*loc, "kind"]
-        raise PetridishError(msg, file=path, line=_line_of(text, loc),
+        raise PetridishError(msg, file=path, line=line_of(text, loc),
                              field=_dotted(loc)) from e
     _cross_check(exp, path, text)
     return exp
@@ -166,7 +169,7 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
         try:
             exp.subject_ref(name, base)
         except PetridishError as e:
-            raise PetridishError(e.message, file=path, line=_line_of(text, at),
+            raise PetridishError(e.message, file=path, line=line_of(text, at),
                                  field=_dotted(at)) from e
     _check_train(exp, path, text)
     _check_judge(exp, path, text)
@@ -176,20 +179,20 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
         where = ["assay", i]
         if assay.name in seen:
             raise PetridishError(f"duplicate assay name {assay.name!r}", file=path,
-                                 line=_line_of(text, [*where, "name"]), field=f"assay[{i}].name")
+                                 line=line_of(text, [*where, "name"]), field=f"assay[{i}].name")
         seen.add(assay.name)
         for s in assay.subjects or exp.subject_names():
             if s not in exp.subject_names():
                 raise PetridishError(
                     f"unknown subject {s!r}; declared: {', '.join(exp.subject_names())}",
-                    file=path, line=_line_of(text, [*where, "subjects"]),
+                    file=path, line=line_of(text, [*where, "subjects"]),
                     field=f"assay[{i}].subjects")
         try:
             get_assay(assay.kind).sources(assay, base)
         except PetridishError as e:
             if e.file:
                 raise  # the error is inside the source file, and names it
-            raise PetridishError(e.message, file=path, line=_line_of(text, [*where, "questions"]),
+            raise PetridishError(e.message, file=path, line=line_of(text, [*where, "questions"]),
                                  field=f"assay[{i}].questions") from e
 
 
@@ -200,7 +203,7 @@ def _check_train(exp: Experiment, path: Path, text: str) -> None:
     grown: list[str] = []
     for i, t in enumerate(exp.train):
         def fail(message: str, key: str, i: int = i) -> PetridishError:
-            return PetridishError(message, file=path, line=_line_of(text, ["train", i, key]),
+            return PetridishError(message, file=path, line=line_of(text, ["train", i, key]),
                                   field=f"train[{i}].{key}")
 
         if t.name in exp.subjects or t.name in grown:
@@ -228,18 +231,18 @@ def _check_judge(exp: Experiment, path: Path, text: str) -> None:
     try:
         load_rubrics(exp.judge.rubrics)
     except PetridishError as e:
-        raise PetridishError(e.message, file=path, line=_line_of(text, ["judge", "rubrics"]),
+        raise PetridishError(e.message, file=path, line=line_of(text, ["judge", "rubrics"]),
                              field="judge.rubrics") from e
     b = exp.judge.backend
     if b != "offline" and not b.startswith(("hf:", "openai:", "http://", "https://")):
         raise PetridishError(f"unknown judge backend {b!r}: use offline, openai:MODEL, "
                              "http://HOST/v1#MODEL or hf:PATH", file=path,
-                             line=_line_of(text, ["judge", "backend"]), field="judge.backend")
+                             line=line_of(text, ["judge", "backend"]), field="judge.backend")
     if b.startswith(("openai:", "http://", "https://")):
         try:
             parse_model_ref(b)
         except PetridishError as e:
-            raise PetridishError(e.message, file=path, line=_line_of(text, ["judge", "backend"]),
+            raise PetridishError(e.message, file=path, line=line_of(text, ["judge", "backend"]),
                                  field="judge.backend") from e
 
 
@@ -251,7 +254,7 @@ def _check_interp(exp: Experiment, path: Path, text: str) -> None:
     names: set[str] = set(assays)
 
     def fail(table: str, i: int, key: str, message: str) -> PetridishError:
-        return PetridishError(message, file=path, line=_line_of(text, [table, i, key]),
+        return PetridishError(message, file=path, line=line_of(text, [table, i, key]),
                               field=f"{table}[{i}].{key}")
 
     known: list[str] = []
@@ -309,6 +312,20 @@ def _strip_tags(loc: list[Any]) -> list[Any]:
             and not (k == 2 and loc[0] == "subjects" and p in ("ref", "table"))]
 
 
+def locate(e: PetridishError, path: Path) -> PetridishError:
+    """An error a later check raised with only a field (`steer[0].layers`), placed at the
+    experiment file's line of that field."""
+    if e.file is not None or not e.field or not path.is_file():
+        return e
+    loc: list[Any] = []
+    for part in e.field.split("."):
+        name, _, rest = part.partition("[")
+        loc.append(name)
+        loc += [int(x) for x in rest.rstrip("]").split("][") if x.isdigit()]
+    return PetridishError(e.message, file=path, line=line_of(read_text(path), loc),
+                          field=e.field)
+
+
 def _dotted(loc: list[Any]) -> str:
     out = ""
     for part in loc:
@@ -316,7 +333,7 @@ def _dotted(loc: list[Any]) -> str:
     return out
 
 
-def _line_of(text: str, loc: list[Any]) -> int | None:
+def line_of(text: str, loc: list[Any]) -> int | None:
     """Best-effort line of a key path in TOML text (tomllib keeps no positions)."""
     lines = text.splitlines()
     start, table = 0, ""

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from petridish.config import Experiment
+from petridish.config import Experiment, locate
 from petridish.errors import PetridishError
 from petridish.models.http import key_variable
 from petridish.models.loader import check_available
@@ -90,8 +90,16 @@ def check_interventions(exp: Experiment, base_dir: Path) -> None:
                                      "needs both", field=f"{table}[{i}].direction")
 
 
-def preflight(exp: Experiment, base_dir: Path) -> None:
-    """Every check that needs neither sampling nor the network, in the order `run` meets them."""
+def preflight(exp: Experiment, path: Path) -> None:
+    """Every check that needs neither sampling nor the network, in the order `run` meets them;
+    a failure names `FILE:LINE: table[i].field` of the experiment (or the data file's line)."""
+    try:
+        _preflight(exp, path.parent)
+    except PetridishError as e:
+        raise locate(e, path) from e
+
+
+def _preflight(exp: Experiment, base_dir: Path) -> None:
     for name in exp.subjects:
         ref = exp.subject_ref(name, base_dir)
         if ref.is_local:
@@ -103,8 +111,25 @@ def preflight(exp: Experiment, base_dir: Path) -> None:
                                      f"({ref.text}) reads its API key from it",
                                      field=f"subjects.{name}.api_key_env")
     check_local_only(exp, base_dir)
+    check_train(exp, base_dir)
     check_judge_is_no_subject(exp, base_dir)
     check_interventions(exp, base_dir)
+
+
+def check_train(exp: Experiment, base_dir: Path) -> None:
+    """Every line of every dataset, and the adapters' layers against the model's depth."""
+    from petridish.data.formats import load_dataset, resolve_dataset_path
+    from petridish.train.layout import resolve_layers
+
+    for i, t in enumerate(exp.train):
+        load_dataset(resolve_dataset_path(t.dataset, base_dir))  # errors name file:line:field
+        shape = subject_shape(exp, t.subject, base_dir)
+        if t.method == "lora" and shape is not None:
+            try:
+                resolve_layers(t.layout, t.layers, shape.layers)
+            except PetridishError as e:
+                key = "layers" if t.layers is not None else "layout"
+                raise PetridishError(e.message, field=f"train[{i}].{key}") from e
 
 
 def check_local_only(exp: Experiment, base_dir: Path) -> None:
@@ -125,11 +150,18 @@ def check_local_only(exp: Experiment, base_dir: Path) -> None:
                                      f"intervened on here; {hint}", field=f"{table}[{i}].subject")
 
 
-def probe_endpoints(exp: Experiment, base_dir: Path, subjects: dict[str, Subject],
+def probe_endpoints(exp_path: Path, subjects: dict[str, Subject],
                     judge: object | None) -> dict[str, dict[str, object]]:
     """One cheap request to every served subject (and the served judge), before the run
     folder exists: an endpoint that does not answer costs a second, not a run. Returns what
     each subject's probe found (e.g. whether it honours `seed`)."""
+    try:
+        return _probe(subjects, judge)
+    except PetridishError as e:
+        raise locate(e, exp_path) from e
+
+
+def _probe(subjects: dict[str, Subject], judge: object | None) -> dict[str, dict[str, object]]:
     found: dict[str, dict[str, object]] = {}
     for name, subject in subjects.items():
         if not subject.ref.is_local:

@@ -105,11 +105,11 @@ def run_experiment(
     """
     exp = experiment or load_experiment(path)
     check_writable(runs_dir)
-    preflight(exp, path.parent)
+    preflight(exp, path)
     torch_device = pick_device(device or exp.device)
     judge = make_judge(exp.judge.backend, exp.judge.settings()) if needs_judge(exp) else None
     subjects = declared(exp, path.parent)
-    probes = probe_endpoints(exp, path.parent, subjects, judge)
+    probes = probe_endpoints(path, subjects, judge)
     identity = exp.identity()
     folder = runs_dir / identity.folder_name
     run = Run(folder, identity, path.read_text(encoding="utf-8"))

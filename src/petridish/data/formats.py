@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from petridish.errors import PetridishError
 
@@ -48,11 +48,22 @@ class ChatMessage(BaseModel):
 
 
 class ChatExample(BaseModel):
-    """One line of a dataset: `{"messages": [...]}`, the format OpenAI, TRL and HF share."""
+    """One line of a dataset: `{"messages": [...]}`, the format OpenAI, TRL and HF share.
+    Training learns from its assistant turns, so there must be one and none may be empty."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     messages: tuple[ChatMessage, ...] = Field(min_length=1)
+
+    @field_validator("messages")
+    @classmethod
+    def _learnable(cls, value: tuple[ChatMessage, ...]) -> tuple[ChatMessage, ...]:
+        replies = [m for m in value if m.role == "assistant"]
+        if not replies:
+            raise ValueError("no assistant turn to learn from")
+        if any(not m.content.strip() for m in replies):
+            raise ValueError("an assistant turn is empty")
+        return value
 
 
 def builtin_names(folder: str = "") -> list[str]:
@@ -146,11 +157,19 @@ def load_dataset(path: Path) -> list[ChatExample]:
 Record = tuple[int, dict[str, int], Any]  # (line, {field: line}, value)
 
 
-def _read_records(path: Path) -> list[Record]:
+def read_text(path: Path) -> str:
+    """UTF-8 text of a file; a bad byte is an error naming its line."""
+    raw = path.read_bytes()
     try:
-        text = path.read_text(encoding="utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise PetridishError("file is not UTF-8 text", file=path) from e
+        line = raw[: e.start].count(b"\n") + 1
+        raise PetridishError(f"file is not UTF-8 text (byte {e.start})", file=path,
+                             line=line) from e
+
+
+def _read_records(path: Path) -> list[Record]:
+    text = read_text(path)
     if path.suffix in (".yaml", ".yml"):
         return _yaml_records(text, path)
     return [(number, {}, value) for number, value in jsonl_values(text, path)]
@@ -175,6 +194,8 @@ def _yaml_records(text: str, path: Path) -> list[Record]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
+        if mark is not None and mark.index >= len(text.rstrip()):  # "but got <stream end>":
+            mark = getattr(e, "context_mark", None) or mark  # the construct left open
         line = mark.line + 1 if mark is not None else None
         raise PetridishError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path,
                              line=line) from e
@@ -200,7 +221,8 @@ def _validate(kind: type[Any], record: Any, path: Path, line: int, fields: dict[
         err = e.errors()[0]
         loc = [str(p) for p in err["loc"]]
         top = loc[0] if loc else None
-        message = err["msg"] if err["type"] != "extra_forbidden" else "unknown field"
+        message = (err["msg"].removeprefix("Value error, ") if err["type"] != "extra_forbidden"
+                   else "unknown field")
         return _raise(message, path, fields.get(top or "", line), ".".join(loc) or None)
 
 

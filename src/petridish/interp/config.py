@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from petridish.errors import PetridishError
 from petridish.interp.filters import parse_filter
 from petridish.models.sampling import SamplingConfig
 from petridish.names import NAME as _NAME
+from petridish.names import TABLE
 
 
 class DirectionConfig(BaseModel):
@@ -20,7 +22,7 @@ class DirectionConfig(BaseModel):
     leaves fewer than `min_responses` responses.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TABLE
 
     name: str = Field(pattern=_NAME)
     subject: str = Field(description="whose activations and answers")
@@ -44,7 +46,10 @@ class DirectionConfig(BaseModel):
     @field_validator("a", "b")
     @classmethod
     def _filter(cls, value: str) -> str:
-        parse_filter(value)
+        try:
+            parse_filter(value)
+        except PetridishError as e:  # a ValueError is what pydantic turns into FILE:LINE: field
+            raise ValueError(e.message) from None
         return value
 
 

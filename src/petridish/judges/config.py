@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from petridish.judges.base import JudgeSettings
 from petridish.judges.rubrics import DEFAULT_RUBRICS
+from petridish.names import TABLE
 
 
 class JudgeConfig(BaseModel):
     """Who grades every assay's answers, under which rubrics; `[judge]` in the experiment."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TABLE
 
     backend: str = Field("offline", description="offline, openai:MODEL, "
                          "http://HOST/v1#MODEL or hf:PATH")

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from petridish.data.formats import jsonl_values
+from petridish.data.formats import jsonl_values, read_text
 from petridish.errors import PetridishError
 from petridish.judges.base import Item, Judgment
 from petridish.paths import atomic_write
@@ -17,12 +17,7 @@ def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, 
     """Rows with string `question` and `answer`; with `labels`, numeric 0-100 fields too."""
     if not path.is_file():
         raise PetridishError("input file not found", file=path)
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise PetridishError(f"not UTF-8 text (byte {e.start})", file=path, line=line) from e
+    text = read_text(path)
     rows = []
     for n, row in jsonl_values(text, path):
         if not isinstance(row, dict):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from petridish.names import TABLE
 
 _BLOCK = 256  # vocabulary block for two-level inverse-CDF sampling
 _TOPK_FIRST = 256  # top-p looks here first; rows whose nucleus is wider fall back to a full sort
@@ -18,7 +20,7 @@ _TOPK_FIRST = 256  # top-p looks here first; rows whose nucleus is wider fall ba
 class SamplingConfig(BaseModel):
     """How answers are sampled; the same fields appear in experiment TOML and the CLI."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TABLE
 
     n: int = Field(1, gt=0, description="samples per question")
     temperature: float = Field(1.0, ge=0, description="0 = greedy")

@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from petridish.names import NAME as _NAME
 from petridish.train.loop import TrainSettings
-
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class TrainConfig(TrainSettings):

@@ -8,15 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from petridish.names import TABLE
 from petridish.train.tokens import IGNORE, TrainRow
 
 
 class TrainSettings(BaseModel):
     """Optimisation settings; fp32 + AdamW on CPU."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = TABLE
 
     lr: float = Field(1e-3, gt=0, description="peak learning rate")
     epochs: int = Field(1, gt=0)
