@@ -138,3 +138,35 @@ def test_dtype_override_enters_the_stage_key_not_the_run_name(
     assert kinds.count("judge") == 2  # each judged once
     store.close()
     one_line_error(runner.invoke(app, ["run", str(exp), "--dtype", "fp8"]), "--dtype")
+
+
+def test_library_chatter_stays_out_of_stderr_unless_verbose(tmp_path: Path,
+                                                            tiny_model_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "data.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", '
+        '"content": "b c"}]}\n' * 4)
+    exp = write_experiment(tmp_path, tiny_model_dir, n=1, questions=1, extra='''
+[[train]]
+name = "org"
+subject = "base"
+dataset = "data.jsonl"
+rank = 1
+layers = [1]
+''')
+
+    def stderr(*flags: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "petridish.cli", *flags, "run", str(exp),
+                              "--runs-dir", str(tmp_path / f"runs{len(flags)}")],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out.stderr
+
+    quiet = stderr()
+    for chatter in ("Loading weights", "Writing model shards", "Warning", "warnings.warn", "%|"):
+        assert chatter not in quiet, quiet
+    assert "train:org" in quiet  # our own progress lines stay
+    loud = stderr("--verbose")
+    assert "Loading weights" in loud or "Warning" in loud  # the same chatter, let through

@@ -22,6 +22,17 @@ app.add_typer(judge_app, name="judge")
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="where run folders live")]
 
 
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option("--verbose", help="show the libraries' own warnings "
+                                          "and progress bars")] = False,
+) -> None:
+    """A lab bench for model organisms of misalignment."""
+    from petridish.quiet import configure
+
+    configure(verbose)
+
+
 @app.command()
 @friendly
 def run(
