@@ -20,6 +20,7 @@ from petridish.judges.validate import judge_caption
 from petridish.models.backend import Reply
 from petridish.models.chat import conversation
 from petridish.models.sampling import sample_seed
+from petridish.progress import console
 from petridish.store.records import Response, Turn, single_turn
 from petridish.tables import new_table
 
@@ -93,7 +94,11 @@ class Freeform:
 
     def run(self, stage: AssayStage) -> None:
         sets: list[QuestionSet] = list(stage.sources)  # type: ignore[arg-type]
-        jobs = plan(stage.cfg.n, stage.seed, sets, stage.store.done_keys(stage.key))
+        done = stage.store.done_keys(stage.key)
+        jobs = plan(stage.cfg.n, stage.seed, sets, done)
+        if done:
+            console.print(f"[dim]{stage.name}: resuming, {len(done)} stored, {len(jobs)} to "
+                          "sample[/dim]")
         if not jobs:
             return
         backend = stage.backend()

@@ -4,6 +4,7 @@ conditions of steering sweeps and ablations."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,13 @@ from pydantic import ConfigDict
 from safetensors.torch import load_file
 
 from petridish.errors import PetridishError
-from petridish.interp.activations import collect_activations, decoder_layers
+from petridish.interp.activations import answer_rows, collect_activations, decoder_layers
 from petridish.interp.config import DirectionConfig
 from petridish.interp.directions import Direction, mean_diff
 from petridish.interp.filters import parse_filter
 from petridish.interp.tokendump import TokenDump
 from petridish.judges.stage import Judged, JudgeInfo, judged_responses
+from petridish.killpoint import committed
 from petridish.models.subject import Subject, load_subject
 from petridish.paths import atomic_save_tensors
 from petridish.progress import console
@@ -79,8 +81,10 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
     begin = DirectionInfo(direction=cfg.name)
 
     def work(key: str) -> DirectionInfo:
-        d = _compute(run, cfg, subjects, source, device, name)
+        at = Place(run.folder, run.folder / "activations" / f".partial-{key[:12]}", name)
+        d = _compute(run, cfg, subjects, source, device, at)
         save_direction(path, d)
+        shutil.rmtree(at.partial, ignore_errors=True)  # the chunks are in the saved files now
         return DirectionInfo(direction=cfg.name, **{
             k: v for k, v in d.provenance.items() if isinstance(v, int | str)})
 
@@ -93,22 +97,32 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
     return load_direction(path)
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where a direction stage writes: the run folder, its resumable chunks, its name."""
+
+    folder: Path
+    partial: Path
+    stage: str
+
+
 def _compute(run: Run, cfg: DirectionConfig, subjects: dict[str, Subject], source: JudgedAssay,
-             device: str, name: str) -> Direction:
+             device: str, at: Place) -> Direction:
+    name = at.stage
     rows = source.responses(run)
     if cfg.contrast is not None:
-        return _from_contrast(cfg, cfg.contrast, subjects, rows, device, run.folder)
+        return _from_contrast(cfg, cfg.contrast, subjects, rows, device, at)
     fa, fb = parse_filter(cfg.a), parse_filter(cfg.b)
     a = [j for j in rows if fa(j.scores)]
     b = [j for j in rows if fb(j.scores)]
     if min(len(a), len(b)) >= cfg.min_responses:
-        return _from_filters(cfg, subjects[cfg.subject], a, b, device, run.folder)
+        return _from_filters(cfg, subjects[cfg.subject], a, b, device, at)
     if cfg.fallback_contrast:
         console.print(f"[yellow]{name}: '{cfg.a}' kept {len(a)} and '{cfg.b}' kept "
                       f"{len(b)} responses (< {cfg.min_responses}); falling back to the "
                       f"contrast {cfg.fallback_contrast[0]} − {cfg.fallback_contrast[1]}"
                       "[/yellow]")
-        return _from_contrast(cfg, cfg.fallback_contrast, subjects, rows, device, run.folder,
+        return _from_contrast(cfg, cfg.fallback_contrast, subjects, rows, device, at,
                               note=f"fallback: filters kept {len(a)} / {len(b)} responses")
     raise PetridishError(f"filter '{cfg.a if len(a) < cfg.min_responses else cfg.b}' "
                          f"leaves {min(len(a), len(b))} responses of {len(rows)} "
@@ -117,49 +131,70 @@ def _compute(run: Run, cfg: DirectionConfig, subjects: dict[str, Subject], sourc
 
 
 def _acts(cfg: DirectionConfig, subject: Subject, rows: list[Judged], device: str,
-          folder: Path, dump: str, provenance: dict[str, Any]) -> torch.Tensor:
-    """`[n, layers, d]` answer means; with `per_token`, the tokens are streamed to `dump`."""
+          at: Place, dump: str, provenance: dict[str, Any]) -> torch.Tensor:
+    """`[n, layers, d]` answer means, computed in chunks of whole batches in the same
+    length-sorted order as one pass (so the same numbers), each chunk saved as it finishes: a
+    killed stage recomputes only the chunks it had not saved. With `per_token`, the tokens
+    are streamed to `dump` in one pass instead (a killed dump starts again)."""
     lm = load_subject(subject, device=device, dtype=cfg.dtype)
-    writer, on_tokens = None, None
+    questions = [j.response.question for j in rows]
+    answers = [j.response.answer for j in rows]
+    systems = [j.response.system for j in rows]
     if cfg.per_token:
         layers = cfg.per_token_layers or list(range(len(decoder_layers(lm.model))))
-        writer = TokenDump(folder / "activations", dump, layers,
+        writer = TokenDump(at.folder / "activations", dump, layers,
                            {**provenance, "subject": subject.name})
-
-        def on_tokens(i: int, tokens: torch.Tensor) -> None:
-            assert writer is not None
-            writer.add(_rid(rows[i]), tokens[:, layers])
-    out = collect_activations(lm, [j.response.question for j in rows],
-                              [j.response.answer for j in rows],
-                              systems=[j.response.system for j in rows],
-                              batch_size=cfg.batch_size, on_tokens=on_tokens)
-    if writer is not None:
+        out = collect_activations(lm, questions, answers, systems=systems,
+                                  batch_size=cfg.batch_size,
+                                  on_tokens=lambda i, t: writer.add(_rid(rows[i]), t[:, layers]))
         writer.close()
-    assert isinstance(out, torch.Tensor)
+        assert isinstance(out, torch.Tensor)
+        return out
+    lengths = [len(ids) for ids, _ in answer_rows(lm, questions, answers, systems)]
+    order = sorted(range(len(rows)), key=lambda i: lengths[i])
+    size = cfg.batch_size * CHUNK_BATCHES
+    parts: list[torch.Tensor] = []
+    for k, start in enumerate(range(0, len(order), size)):
+        idx = order[start:start + size]
+        file = at.partial / f"{dump}-{k:05d}.safetensors"
+        if file.is_file():
+            parts.append(load_file(str(file))["activations"])
+            continue
+        acts = collect_activations(lm, [questions[i] for i in idx], [answers[i] for i in idx],
+                                   systems=[systems[i] for i in idx], batch_size=cfg.batch_size)
+        assert isinstance(acts, torch.Tensor)
+        atomic_save_tensors(file, {"activations": acts})
+        committed(at.stage)
+        parts.append(acts)
+    out = torch.empty(len(rows), *parts[0].shape[1:]) if parts else torch.empty(0)
+    out[torch.tensor(order)] = torch.cat(parts)
     return out
 
 
+CHUNK_BATCHES = 4  # batches per saved chunk of a direction's activations
+
+
 def _from_filters(cfg: DirectionConfig, subject: Subject, a: list[Judged], b: list[Judged],
-                  device: str, folder: Path) -> Direction:
+                  device: str, at: Place) -> Direction:
     prov = {"kind": "filters", "subject": subject.name, "assay": cfg.assay, "a": cfg.a,
             "b": cfg.b, "responses_a": [_rid(j) for j in a], "responses_b": [_rid(j) for j in b]}
-    acts = _acts(cfg, subject, a + b, device, folder, cfg.name, prov)
-    save_activations(folder / "activations" / f"{cfg.name}.safetensors", acts, prov)
+    acts = _acts(cfg, subject, a + b, device, at, cfg.name, prov)
+    save_activations(at.folder / "activations" / f"{cfg.name}.safetensors", acts, prov)
     return mean_diff(acts[:len(a)], acts[len(a):], provenance=prov)
 
 
 def _from_contrast(cfg: DirectionConfig, pair: list[str], subjects: dict[str, Subject],
-                   rows: list[Judged], device: str, folder: Path, note: str = "") -> Direction:
+                   rows: list[Judged], device: str, at: Place, note: str = "") -> Direction:
     texts = [j for j in rows if j.response.answer.strip()]
     if len(texts) < 2:
         raise PetridishError(f"a contrast needs answers to run on; {len(texts)} found",
                              field=f"direction.{cfg.name}")
     prov = {"kind": "contrast", "a_subject": pair[0], "b_subject": pair[1], "assay": cfg.assay,
             "texts_of": cfg.texts_of or cfg.subject, "note": note, "responses": len(texts)}
-    a, b = (_acts(cfg, subjects[who], texts, device, folder, f"{cfg.name}-{who}", prov)
+    a, b = (_acts(cfg, subjects[who], texts, device, at, f"{cfg.name}-{who}", prov)
             for who in pair)
     for who, acts in zip(pair, (a, b), strict=True):
-        save_activations(folder / "activations" / f"{cfg.name}-{who}.safetensors", acts,
+        save_activations(at.folder / "activations" / f"{cfg.name}-{who}.safetensors", acts,
                          {**prov, "subject": who, "responses_of": [_rid(j) for j in texts]})
     return mean_diff(a, b, provenance=prov)
 

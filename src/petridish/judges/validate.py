@@ -11,9 +11,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy.stats import spearmanr
-from sklearn.metrics import cohen_kappa_score, roc_auc_score
-
 from petridish.judges.rubrics import Rubric
 from petridish.paths import atomic_write, home
 
@@ -37,6 +34,9 @@ class Agreement:
 def agreement(rubric: Rubric, labels: Sequence[float | None],
               scores: Sequence[float | None]) -> Agreement:
     """Compare over rows that have a label; rows the judge left unscored are counted apart."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
     pairs = [(float(y), s) for y, s in zip(labels, scores, strict=True) if y is not None]
     scored = [(y, float(s)) for y, s in pairs if s is not None]
     ys = [y for y, _ in scored]

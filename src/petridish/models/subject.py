@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from petridish.killpoint import reached
 from petridish.models.bundled import gguf_path
 from petridish.models.http import EndpointSettings
 from petridish.models.loader import LoadedModel, load_model
@@ -64,4 +65,5 @@ def load_subject(subject: Subject, *, device: str, dtype: str | None) -> LoadedM
         merged = PeftModel.from_pretrained(lm.model, subject.adapter).merge_and_unload()
         merged.requires_grad_(False)
         lm.model = merged.eval()
+    reached(f"load:{subject.name}")
     return lm

@@ -23,8 +23,9 @@ def png(fig: Figure) -> bytes:
 
 def _err(rates: Sequence[Rate]) -> tuple[list[float], list[list[float]]]:
     vals = [100 * r.value if r.n else 0.0 for r in rates]
-    lo = [v - 100 * r.low if r.n else 0.0 for v, r in zip(vals, rates, strict=True)]
-    hi = [100 * r.high - v if r.n else 0.0 for v, r in zip(vals, rates, strict=True)]
+    # clamped: at 0 % or 100 % a Wilson bound can sit a rounding error inside the value
+    lo = [max(0.0, v - 100 * r.low) if r.n else 0.0 for v, r in zip(vals, rates, strict=True)]
+    hi = [max(0.0, 100 * r.high - v) if r.n else 0.0 for v, r in zip(vals, rates, strict=True)]
     return vals, [lo, hi]
 
 

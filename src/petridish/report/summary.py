@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import time
 from collections import defaultdict
@@ -12,7 +13,7 @@ from pathlib import Path
 from rich.table import Table
 
 from petridish.errors import PetridishError
-from petridish.store.db import Store
+from petridish.store.db import Store, process_alive
 from petridish.tables import new_table
 
 
@@ -23,8 +24,9 @@ def open_store(folder: Path) -> Store:
     return Store(folder / "store.sqlite")
 
 
-def _when(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
+def _when(t: float | None, seconds: bool = False) -> str:
+    fmt = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return time.strftime(fmt, time.localtime(t)) if t else "-"
 
 
 def stage_rows(folder: Path) -> list[dict[str, object]]:
@@ -36,13 +38,19 @@ def stage_rows(folder: Path) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = []
         for s in store.stages():
             info = parse_info(s)
+            status = s.shown_status()
             result = info.result()
             if s.status != "done" and (stored := store.count_responses(s.key)):
                 result = f"{stored} responses so far"
-            secs = round(s.finished - s.started, 1) if s.finished and s.started else None
-            rows.append({"name": s.name, "kind": s.kind, "status": s.status, "key": s.key,
-                         "seconds": secs, "result": result,
-                         "info": info.model_dump(mode="json")})
+            if status == "failed" and s.error:
+                result = s.error
+            elif status == "interrupted" and s.alive:
+                result = f"{result + '; ' if result else ''}last alive {_when(s.alive, True)}"
+            secs = s.work_seconds()
+            rows.append({"name": s.name, "kind": s.kind, "status": status, "key": s.key,
+                         "seconds": None if secs is None else round(secs, 1),
+                         "attempts": s.attempts, "alive": s.alive, "error": s.error,
+                         "result": result, "info": info.model_dump(mode="json")})
         return rows
     finally:
         store.close()
@@ -85,6 +93,16 @@ class RunSummary:
     status: str
 
 
+def _session_status(session: dict[str, object]) -> str:
+    """done or failed as the session said; a session that never said died: interrupted."""
+    if session.get("status"):
+        return str(session["status"])
+    pid, host = session.get("pid"), session.get("host")
+    if host == socket.gethostname() and isinstance(pid, int) and process_alive(pid):
+        return "running"
+    return "interrupted" if pid else "running?"
+
+
 def run_summaries(runs_dir: Path) -> list[RunSummary]:
     if not runs_dir.is_dir():
         return []
@@ -102,7 +120,7 @@ def run_summaries(runs_dir: Path) -> list[RunSummary]:
         finally:
             con.close()
         sessions = meta.get("sessions", [])
-        status = sessions[-1].get("status", "running?") if sessions else "-"
+        status = _session_status(sessions[-1]) if sessions else "-"
         out.append(RunSummary(folder.name, _when(meta.get("start")), len(statuses),
                               statuses.count("done"), int(responses), str(status)))
     return out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from petridish.killpoint import committed
 from petridish.store.records import (
     Response,
     Turn,
@@ -38,7 +41,9 @@ CREATE TABLE IF NOT EXISTS responses (
 _SCHEMA = _RESPONSES + """
 CREATE TABLE IF NOT EXISTS stages (
     key TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL,
-    started REAL, finished REAL, info TEXT NOT NULL DEFAULT '{}'
+    started REAL, finished REAL, info TEXT NOT NULL DEFAULT '{}',
+    pid INTEGER, host TEXT, alive REAL, seconds REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT
 );
 CREATE TABLE IF NOT EXISTS partials (
     stage_key TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
@@ -58,8 +63,17 @@ CREATE TABLE IF NOT EXISTS judgments (
 """
 
 
+_STAGE_COLUMNS = {"pid": "INTEGER", "host": "TEXT", "alive": "REAL",
+                  "seconds": "REAL NOT NULL DEFAULT 0", "attempts": "INTEGER NOT NULL DEFAULT 0",
+                  "error": "TEXT"}  # added in schema 2: who runs a stage, for how long, why not
+
+
 @dataclass(frozen=True)
 class StageRecord:
+    """A stage as stored. `status` is running, done, failed or interrupted; a running stage
+    whose process died is `interrupted` to readers (`shown_status`). `seconds` is the work of
+    every attempt (updated at each commit), `alive` the last moment one was seen working."""
+
     key: str
     name: str
     kind: str
@@ -67,6 +81,33 @@ class StageRecord:
     started: float | None
     finished: float | None
     info: dict[str, Any]
+    pid: int | None = None
+    host: str | None = None
+    alive: float | None = None
+    seconds: float = 0.0
+    attempts: int = 0
+    error: str | None = None
+
+    def shown_status(self) -> str:
+        if self.status == "running" and self.host == socket.gethostname() and not (
+                self.pid and process_alive(self.pid)):
+            return "interrupted"
+        return self.status
+
+    def work_seconds(self) -> float | None:
+        if self.seconds:
+            return self.seconds
+        return self.finished - self.started if self.finished and self.started else None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Store:
@@ -80,37 +121,69 @@ class Store:
         _migrate(self.db)
         self.db.executescript(_SCHEMA)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._active: tuple[str, str, float, float] | None = None  # key, name, start, before
 
     def close(self) -> None:
         self.db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, work: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction; a stage's work commits also record that it is alive and for how
+        long it has worked, in the same transaction."""
         with self.db:  # commits on success, rolls back on error
             yield self.db
+            if work and self._active is not None:
+                key, _, start, before = self._active
+                now = time.time()
+                self.db.execute("UPDATE stages SET alive = ?, seconds = ? WHERE key = ?",
+                                (now, before + now - start, key))
+        if work and self._active is not None:
+            committed(self._active[1])
 
     def stage(self, key: str) -> StageRecord | None:
-        row = self.db.execute("SELECT * FROM stages WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM stages WHERE key = ?",
+                              (key,)).fetchone()
         return _stage(row) if row else None
 
     def stages(self) -> list[StageRecord]:
-        rows = self.db.execute("SELECT * FROM stages ORDER BY started").fetchall()
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM stages ORDER BY started").fetchall()
         return [_stage(r) for r in rows]
 
     def begin_stage(self, key: str, name: str, kind: str, info: dict[str, Any]) -> None:
-        with self._tx() as db:
+        """Start (or resume) a stage in this process; its earlier attempts' seconds carry on."""
+        now = time.time()
+        with self._tx(work=False) as db:
             db.execute(
-                "INSERT INTO stages (key, name, kind, status, started, info) "
-                "VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT(key) DO NOTHING",
-                (key, name, kind, time.time(), json.dumps(info)),
+                "INSERT INTO stages (key, name, kind, status, started, info, pid, host, alive, "
+                "attempts) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, 1) ON CONFLICT(key) DO "
+                "UPDATE SET status = 'running', pid = excluded.pid, host = excluded.host, "
+                "alive = excluded.alive, attempts = stages.attempts + 1, error = NULL",
+                (key, name, kind, now, json.dumps(info), os.getpid(), socket.gethostname(), now),
             )
+            (before,) = db.execute("SELECT seconds FROM stages WHERE key = ?", (key,)).fetchone()
+        self._active = (key, name, now, float(before or 0))
 
     def finish_stage(self, key: str, info: dict[str, Any]) -> None:
-        with self._tx() as db:
+        self._end(key, "done", None, info)
+
+    def fail_stage(self, key: str, status: str, error: str | None) -> None:
+        """`failed` (with why) or `interrupted` (the user stopped it)."""
+        self._end(key, status, error, None)
+
+    def _end(self, key: str, status: str, error: str | None,
+             info: dict[str, Any] | None) -> None:
+        now = time.time()
+        worked = (self._active[3] + now - self._active[2]
+                  if self._active and self._active[0] == key else None)
+        with self._tx(work=False) as db:
             db.execute(
-                "UPDATE stages SET status = 'done', finished = ?, info = ? WHERE key = ?",
-                (time.time(), json.dumps(info), key),
+                "UPDATE stages SET status = ?, finished = CASE WHEN ? = 'done' THEN ? "
+                "ELSE finished END, info = COALESCE(?, info), error = ?, alive = ?, "
+                "seconds = COALESCE(?, seconds) WHERE key = ?",
+                (status, status, now, None if info is None else json.dumps(info), error, now,
+                 worked, key),
             )
+        self._active = None
 
     def add_responses(self, responses: Iterable[Response]) -> None:
         """Store finished conversations in one transaction. A stored one is never replaced,
@@ -149,9 +222,11 @@ class Store:
                  row["tokens"], json.dumps(row.get("adapters", {}))),
             )
 
-    def clear_train_log(self, stage_key: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM train_log WHERE stage_key = ?", (stage_key,))
+    def clear_train_log(self, stage_key: str, after: int = 0) -> None:
+        """Forget the steps after `after` (a resumed training runs them again)."""
+        with self._tx(work=False) as db:
+            db.execute("DELETE FROM train_log WHERE stage_key = ? AND step > ?",
+                       (stage_key, after))
 
     def train_log(self, stage_key: str) -> list[dict[str, Any]]:
         cur = self.db.execute("SELECT * FROM train_log WHERE stage_key = ? ORDER BY step",
@@ -192,6 +267,7 @@ class JudgmentCache:
     """Judgments by (judge, rubric, version, item): a judged item is never judged again."""
 
     def __init__(self, store: Store) -> None:
+        self.store = store
         self.db = store.db
 
     def get(self, judge: str, rubric: str, version: int,
@@ -210,15 +286,22 @@ class JudgmentCache:
 
     def put(self, rows: list[tuple[JudgmentKey, JudgmentRow]]) -> None:
         now = time.time()
-        with self.db:
-            self.db.executemany(
+        with self.store._tx() as db:  # noqa: SLF001  (a batch of judgments is a stage's work)
+            db.executemany(
                 "INSERT OR REPLACE INTO judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*k, *v, now) for k, v in rows])
 
 
 def _migrate(db: sqlite3.Connection) -> None:
     """A store written before transcripts (schema 1) gains them in place, in one transaction:
-    each response becomes (system, user, assistant) messages with one turn."""
+    each response becomes (system, user, assistant) messages with one turn; stages gain the
+    columns that say who runs them."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(stages)")}
+    if have:
+        with db:
+            for col, kind in _STAGE_COLUMNS.items():
+                if col not in have:
+                    db.execute(f"ALTER TABLE stages ADD COLUMN {col} {kind}")
     cols = [r[1] for r in db.execute("PRAGMA table_info(responses)")]
     if not cols or "messages" in cols:
         return
@@ -243,6 +326,10 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute("DROP TABLE responses_v1")
 
 
+_COLUMNS = ("key, name, kind, status, started, finished, info, pid, host, alive, seconds, "
+            "attempts, error")
+
+
 def _stage(row: tuple[Any, ...]) -> StageRecord:
-    key, name, kind, status, started, finished, info = row
-    return StageRecord(key, name, kind, status, started, finished, json.loads(info))
+    key, name, kind, status, started, finished, info, *rest = row
+    return StageRecord(key, name, kind, status, started, finished, json.loads(info), *rest)

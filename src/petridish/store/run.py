@@ -58,7 +58,8 @@ class Run:
         self.meta: dict[str, Any] = (
             json.loads(meta_path.read_text()) if meta_path.exists() else _new_meta(identity)
         )
-        self.meta["sessions"].append({"start": time.time(), "end": None, "argv": sys.argv})
+        self.meta["sessions"].append({"start": time.time(), "end": None, "argv": sys.argv,
+                                      "pid": os.getpid(), "host": socket.gethostname()})
         self.meta["models"] = self.meta.get("models", {})
         self.save_meta()
 

@@ -58,7 +58,14 @@ def run_stage(run: Run, kind: str, name: str, version: int, inputs: dict[str, An
             console.print(f"[dim]{name}: stored, skipped[/dim]")
             return Done(key, stored, True)
     run.store.begin_stage(key, name, kind, begin.model_dump(mode="json"))
-    info = work(key)
+    try:
+        info = work(key)
+    except KeyboardInterrupt:
+        run.store.fail_stage(key, "interrupted", "stopped by the user")
+        raise
+    except Exception as e:  # the stage says why; the error itself goes on to the CLI
+        run.store.fail_stage(key, "failed", " ".join(str(e).split())[:300] or type(e).__name__)
+        raise
     run.store.finish_stage(key, info.model_dump(mode="json"))
     return Done(key, info, False)
 

@@ -100,27 +100,53 @@ def _schedule(settings: TrainSettings, total: int) -> Callable[[int], float]:
     return factor
 
 
+def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad}
+
+
 def train(
     model: torch.nn.Module,
     rows: list[TrainRow],
     settings: TrainSettings,
     pad_id: int,
     on_step: Callable[[StepLog], None] | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    every: int | None = None,
+    on_state: Callable[[int, dict[str, Any]], None] | None = None,
+    on_resumed: Callable[[], None] | None = None,
 ) -> list[StepLog]:
-    """Train the parameters that require grad; returns one log entry per optimiser step."""
+    """Train the parameters that require grad; returns one log entry per optimiser step run.
+
+    Every `every` steps `on_state(step, state)` receives all a resumed run needs (trainable
+    weights, optimiser, scheduler, RNG, position in the data order); `resume` is such a state:
+    training continues after it as if it had never stopped."""
     torch.manual_seed(settings.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=0.0)
     per_epoch = math.ceil(math.ceil(len(rows) / settings.batch_size) / settings.grad_accum)
     total = per_epoch * settings.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(settings, total))
+    step, start_epoch, start_batch = 0, 0, 0
+    if resume is not None:
+        with torch.no_grad():
+            named = dict(model.named_parameters())
+            for k, v in resume["params"].items():
+                named[k].copy_(v)
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        torch.set_rng_state(resume["rng"])
+        step, start_epoch, start_batch = resume["step"], resume["epoch"], resume["batch"]
+        if on_resumed is not None:
+            on_resumed()
     model.train()
     logs: list[StepLog] = []
-    step = 0
-    for epoch in range(settings.epochs):
+    for epoch in range(start_epoch, settings.epochs):
         group: list[list[TrainRow]] = []
-        all_batches = list(batches(rows, settings, epoch))
+        all_batches = list(batches(rows, settings, epoch))  # the seeded order: same on resume
         for b_index, batch in enumerate(all_batches):
+            if epoch == start_epoch and b_index < start_batch:
+                continue
             group.append(batch)
             if len(group) < settings.grad_accum and b_index < len(all_batches) - 1:
                 continue
@@ -145,5 +171,11 @@ def train(
             if on_step is not None:
                 on_step(log)
             group = []
+            if every and on_state is not None and step % every == 0:
+                at_end = b_index + 1 == len(all_batches)
+                on_state(step, {"params": trainable(model), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                                "step": step, "epoch": epoch + 1 if at_end else epoch,
+                                "batch": 0 if at_end else b_index + 1})
     model.eval()
     return logs

@@ -14,9 +14,10 @@ from transformers.utils import logging as hf_logging
 
 from petridish.data.formats import load_dataset, resolve_dataset_path
 from petridish.errors import PetridishError
+from petridish.killpoint import committed
 from petridish.models.refs import ModelRef
 from petridish.models.subject import Subject
-from petridish.progress import progress_bar
+from petridish.progress import console, progress_bar
 from petridish.store.keys import stage_key
 from petridish.store.run import Run
 from petridish.store.stage import StageInfo, run_stage
@@ -65,19 +66,43 @@ def run_train_stage(
     name = f"train:{cfg.name}"
 
     def work(key: str) -> TrainInfo:
-        # a killed training restarts from its beginning: nothing partial is kept
-        shutil.rmtree(out, ignore_errors=True)
-        run.store.clear_train_log(key)
-        return _train(run, key, cfg, base, init, data_path, device, organism, name,
-                      show_progress)
+        resume = last_state(out / "checkpoints")
+        if resume is None:  # from the beginning: nothing of an earlier attempt is kept
+            shutil.rmtree(out, ignore_errors=True)
+            run.store.clear_train_log(key)
+        else:  # from the last checkpoint: the steps after it are run again
+            run.store.clear_train_log(key, after=int(resume["step"]))
+            console.print(f"[dim]{name}: resuming from the checkpoint at step "
+                          f"{int(resume['step'])}[/dim]")
+        examples, truncated = _train(run, key, cfg, base, init, data_path, device, organism,
+                                     name, show_progress, resume)
+        log = run.store.train_log(key)
+        return TrainInfo(organism=cfg.name, examples=examples, steps=len(log),
+                         truncated=truncated,
+                         first_loss=log[0]["loss"] if log else None,
+                         final_loss=log[-1]["loss"] if log else None)
 
     run_stage(run, "train", name, VERSION, inputs, TrainInfo(organism=cfg.name), work)
     return organism
 
 
+def last_state(checkpoints: Path) -> dict[str, Any] | None:
+    """The resume state of the latest complete checkpoint (a folder that exists is complete:
+    it is written beside and renamed into place)."""
+    for folder in sorted(checkpoints.glob("step-*"), reverse=True):
+        if (folder / RESUME).is_file():
+            state: dict[str, Any] = torch.load(folder / RESUME, weights_only=True)
+            return state
+    return None
+
+
+RESUME = "resume.pt"  # beside each checkpoint's adapter: optimiser, scheduler, RNG, position
+
+
 def _train(run: Run, key: str, cfg: TrainConfig, base: Subject, init: Subject | None,
            data_path: Path, device: torch.device, organism: Subject, name: str,
-           show_progress: bool) -> TrainInfo:
+           show_progress: bool, resume: dict[str, Any] | None) -> tuple[int, int]:
+    """Train to the end (from `resume` if given); returns (examples, truncated)."""
     hf_logging.disable_progress_bar()
     start = init if init is not None and init.adapter is None else base  # full FT continues
     model = AutoModelForCausalLM.from_pretrained(_weights_path(start), dtype=torch.float32)
@@ -91,23 +116,26 @@ def _train(run: Run, key: str, cfg: TrainConfig, base: Subject, init: Subject | 
     state: dict[str, Any] = {"b_prev": rank1_vectors(model)}
     total = math.ceil(math.ceil(len(rows) / cfg.batch_size) / cfg.grad_accum) * cfg.epochs
     with progress_bar(name, total, show_progress) as advance:
+        advance(int(resume["step"]) if resume else 0)
+
         def on_step(log: StepLog) -> None:
-            now = rank1_vectors(model)
-            log.adapters = rank1_stats(now, state["b_prev"])
-            if cfg.checkpoint_every and log.step % cfg.checkpoint_every == 0:
-                _save(model, checkpoints / f"step-{log.step:06d}")
-                state["b_prev"] = now
-            run.store.add_train_log(key, log.__dict__)
+            log.adapters = rank1_stats(rank1_vectors(model), state["b_prev"])
+            run.store.add_train_log(key, log.__dict__)  # before its checkpoint: never missing
             advance(1)
 
+        def on_state(step: int, resume_state: dict[str, Any]) -> None:
+            _save(model, checkpoints / f"step-{step:06d}", extra={RESUME: resume_state})
+            state["b_prev"] = rank1_vectors(model)
+            committed(name)
+
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        logs = train(model, rows, cfg, pad, on_step)
+        if resume is not None:
+            state["b_prev"] = None  # set from the restored weights below
+        train(model, rows, cfg, pad, on_step, resume=resume, every=cfg.checkpoint_every,
+              on_state=on_state, on_resumed=lambda: state.update(b_prev=rank1_vectors(model)))
     _save(model, organism.adapter or Path(organism.ref.name),
           tokenizer if organism.adapter is None else None)
-    return TrainInfo(organism=cfg.name, examples=len(rows), steps=len(logs),
-                     truncated=sum(r.truncated for r in rows),
-                     first_loss=logs[0].loss if logs else None,
-                     final_loss=logs[-1].loss if logs else None)
+    return len(rows), sum(r.truncated for r in rows)
 
 
 def _weights_path(subject: Subject) -> str:
@@ -148,7 +176,8 @@ def _prepare(model: Any, cfg: TrainConfig, base: Subject, init: Subject | None) 
                     dropout=cfg.dropout, rslora=cfg.rslora, seed=cfg.seed)
 
 
-def _save(model: Any, target: Path, tokenizer: Any = None) -> None:
+def _save(model: Any, target: Path, tokenizer: Any = None,
+          extra: dict[str, Any] | None = None) -> None:
     """Write to a temporary folder, then rename: a folder that exists is complete."""
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -156,5 +185,7 @@ def _save(model: Any, target: Path, tokenizer: Any = None) -> None:
     model.save_pretrained(tmp)
     if tokenizer is not None:  # a fully fine-tuned model is a model folder of its own
         tokenizer.save_pretrained(tmp)
+    for name, value in (extra or {}).items():
+        torch.save(value, tmp / name)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
