@@ -121,6 +121,10 @@ def test_a_filter_that_leaves_too_few_responses_says_how_many(
         exp = experiment(tmp_path, tiny_model_dir, other_model, url, "min_responses = 2")
         result = runner.invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs")])
     ends_in_error(result, "direction.d", "leaves 0 responses of 4", "fallback_contrast")
+    (folder,) = (tmp_path / "runs").iterdir()
+    shown = runner.invoke(app, ["show", str(folder), "--json"]).output
+    (stage,) = [s for s in json.loads(shown)["stages"] if s["name"] == "direction:d"]
+    assert stage["status"] == "failed" and "leaves 0 responses of 4" in stage["result"]
 
 
 def test_fallback_contrast_is_used_and_recorded(tmp_path: Path, tiny_model_dir: Path,

@@ -172,8 +172,16 @@ def test_a_run_killed_at_every_named_point_resumes_to_the_uninterrupted_result(
         assert attempt.returncode == -9, (point, attempt.stderr)  # it died where told to
         shown = statuses(runs)
         assert "interrupted" in shown.values() and "running" not in shown.values(), shown
+        listed = subprocess.run([sys.executable, "-m", "petridish.cli", "ls", "--runs-dir",
+                                 str(runs)], capture_output=True, text=True, timeout=60)
+        assert "interrupted" in listed.stdout, listed.stdout
         if point == "direction:d#1":  # killed after judge:free:org#1 committed its batch:
             assert len(server[0].work()) == before  # those judgments were not asked again
     (folder,) = runs.iterdir()
     assert not list(folder.glob("activations/.partial-*"))  # chunks removed once saved
+    store = Store(folder / "store.sqlite")
+    sample = next(r for r in store.stages() if r.name == "sample:free:base")
+    store.close()
+    assert sample.attempts == 3 and sample.finished and sample.started
+    assert 0 < sample.seconds < sample.finished - sample.started  # work, not the gaps
     same(state(runs), reference)
