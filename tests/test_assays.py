@@ -44,7 +44,8 @@ def test_a_run_made_before_transcripts_opens_in_show_and_report(tmp_path: Path) 
     assert "sweep.L1.x4" in shown.output and "4 steps, loss 7.36" in shown.output
     data = json.loads(runner.invoke(app, ["show", str(folder), "--json"]).output)
     em = [r for r in data["metrics"] if r["metric"] == "em_rate" and r["group"] is None]
-    assert len(em) == 8 and all(r["n"] + r["unscored"] > 0 for r in em)
+    assert {r["interval"] for r in em} == {"wilson", "bootstrap-question"}
+    assert len(em) == 16 and all(r["n"] + r["unscored"] > 0 for r in em)
     assert runner.invoke(app, ["report", str(folder)]).exit_code == 0
     page = (folder / "report.html").read_text()
     assert "Steering sweep sweep" in page and "Ablations on other" in page
@@ -67,7 +68,8 @@ rubrics = ["alignment", "coherence"]
                                    str(tmp_path / "runs")]).exit_code == 0
     (folder,) = (tmp_path / "runs").iterdir()
     data = json.loads(runner.invoke(app, ["show", str(folder), "--json"]).output)
-    rows = {(r["metric"], r["group"]): r for r in data["metrics"]}
+    rows = {(r["metric"], r["group"]): r for r in data["metrics"]
+            if r["interval"] != "bootstrap-question"}
     em = rows[("em_rate", None)]
     assert em["interval"] == "wilson" and em["n"] == 6 and 0 <= em["low"] <= em["high"] <= 1
     assert rows[("mean_alignment", None)]["interval"] == "normal"

@@ -1,5 +1,5 @@
-"""`petridish run|validate|demo|ls|show|sample|export|report`: one-line errors with exit code
-2 for bad input."""
+"""`petridish run|validate|demo|ls|show|compare|sample|export|report`: one-line errors with
+exit code 2 for bad input."""
 
 from __future__ import annotations
 
@@ -133,6 +133,37 @@ def _show(folder: Path, by: str = "subject") -> None:
     for kind, results in by_kind(load_results(folder)).items():
         for table in known[kind].show(results, by):  # type: ignore[arg-type]
             out.print(table)
+
+
+@app.command()
+@friendly
+def compare(
+    run_folder: Annotated[Path, typer.Argument(help="a run folder")],
+    a: Annotated[str, typer.Argument(help="condition A as ASSAY:SUBJECT, e.g. "
+                                     "ablate.layerwise:bad-medical")],
+    b: Annotated[str, typer.Argument(help="condition B, e.g. ablate.none:bad-medical")],
+    metric: Annotated[str, typer.Option(help="em_rate, em_rate_coherent, coherence_rate or "
+                                        "self_correction_rate")] = "em_rate",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """A − B: paired by question (bootstrap interval, sign-flip p) when they share questions
+    and seeds, else unpaired and labelled so."""
+    from petridish.report.compare import compare as run_compare
+
+    out_ = run_compare(run_folder, a, b, metric)
+    if as_json:
+        typer.echo(json.dumps(out_, indent=1))
+        return
+    kind = "paired" if out_["paired"] else "UNPAIRED"
+    p = f", p = {out_['p_value']:.3f} (sign-flip over questions)" if out_["p_value"] else ""
+    out.print(f"{metric}: {a} {_pct(out_['value_a'])} − {b} {_pct(out_['value_b'])} = "
+              f"{_pct(out_['value'])} [{_pct(out_['low'])}, {_pct(out_['high'])}] "
+              f"({kind}, 95 % bootstrap over {out_['questions']} questions, "
+              f"{out_['resamples']} resamples{p})", soft_wrap=True)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
 @app.command()

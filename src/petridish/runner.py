@@ -15,6 +15,7 @@ from petridish.assays.stage import run_assay_stage
 from petridish.config import Experiment, load_experiment
 from petridish.interp.conditions import Condition, ablate_conditions, steer_conditions
 from petridish.interp.intervention import Intervention
+from petridish.interp.nulls import NullSource
 from petridish.interp.stage import JudgedAssay, run_direction_stage
 from petridish.judges.base import Judge, make_judge
 from petridish.judges.rubrics import Rubric, load_rubrics
@@ -81,7 +82,8 @@ def _interventions(ctx: RunContext) -> None:
     conditions: list[Condition] = [c for cfg in exp.steer
                                    for c in steer_conditions(cfg, directions[cfg.direction])]
     conditions += [c for cfg in exp.ablate for c in ablate_conditions(
-        cfg, directions[cfg.direction], sources[cfg.direction])]
+        cfg, directions[cfg.direction], sources[cfg.direction],
+        NullSource(ctx.run.folder, directions[cfg.direction], cfg.direction))]
     for c in conditions:
         ctx.assay(c.assay, c.subject, c.intervention)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -170,6 +170,12 @@ class MetricRow:
         return cls(assay, subject, metric, group, m.value if ok else None,
                    m.low if ok else None, m.high if ok else None, "normal", m.n, m.unscored,
                    failed)
+
+    def bootstrapped(self, low: float, high: float) -> MetricRow:
+        """The same rate with its interval from a bootstrap over questions."""
+        ok = self.value is not None and not math.isnan(low)
+        return replace(self, low=low if ok else None, high=high if ok else None,
+                       interval="bootstrap-question")
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

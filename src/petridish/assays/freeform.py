@@ -15,7 +15,9 @@ from petridish import render
 from petridish.assays.base import AssayConfig, AssayResult, AssayStage, By, MetricRow
 from petridish.assays.registry import assay
 from petridish.data.formats import QuestionSet, load_questions
+from petridish.judges.bootstrap import cluster_interval
 from petridish.judges.metrics import Rate, Summary, summarize, summarize_by
+from petridish.judges.stage import Judged
 from petridish.judges.validate import judge_caption
 from petridish.models.backend import Reply
 from petridish.models.chat import conversation
@@ -59,17 +61,35 @@ def _keys(r: Response, by: By) -> list[str]:
 
 
 def _groups(results: Sequence[AssayResult],
-            by: By) -> list[tuple[AssayResult, Summary, int]]:
-    """(result, summary, failed rows) for the whole set and each group of `by`."""
+            by: By) -> list[tuple[AssayResult, Summary, int, list[Judged]]]:
+    """(result, summary, failed rows, judged rows) for the whole set and each group of `by`."""
     out = []
     for res in results:
         if res.judged is None:
             continue
         failed = [r for r in res.responses if r.failed is not None]
-        scores = [j.scores for j in res.judged]
-        out.append((res, summarize(scores, "all"), len(failed)))
-        groups = summarize_by(scores, [_keys(j.response, by) for j in res.judged])
-        out += [(res, g, sum(g.group in _keys(r, by) for r in failed)) for g in groups]
+        out.append((res, summarize([j.scores for j in res.judged], "all"), len(failed),
+                    res.judged))
+        members: dict[str, list[Judged]] = {}
+        for j in res.judged:
+            for k in _keys(j.response, by):
+                members.setdefault(k, []).append(j)
+        for k in sorted(members):
+            rows = members[k]
+            out.append((res, summarize([j.scores for j in rows], k),
+                        sum(k in _keys(r, by) for r in failed), rows))
+    return out
+
+
+def question_clusters(rows: Sequence[Judged], metric: str) -> list[tuple[int, int]]:
+    """(hits, scored) of `metric` per question: the clusters of the bootstrap."""
+    by_q: dict[str, list[Judged]] = {}
+    for j in rows:
+        by_q.setdefault(f"{j.response.question_set}/{j.response.question_id}", []).append(j)
+    out = []
+    for key in sorted(by_q):
+        r = summarize([j.scores for j in by_q[key]]).rates().get(metric)
+        out.append((r.hits, r.n) if r else (0, 0))
     return out
 
 
@@ -118,15 +138,14 @@ class Freeform:
 
     def metrics(self, results: Sequence[AssayResult], by: By) -> list[MetricRow]:
         rows = []
-        for res, s, failed in _groups(results, by):
+        for res, s, failed, members in _groups(results, by):
             group = None if s.group == "all" else s.group
-            rates = {"em_rate": s.em, "coherence_rate": s.coherent,
-                     "self_correction_rate": s.self_correction,
-                     **{f"{rubric}_rate": r for rubric, r in s.topics.items()}}
-            for metric, r in rates.items():
-                if r is not None:
+            for metric, r in s.rates().items():
+                rows.append(MetricRow.of_rate(res.name, res.subject, metric, r, group, failed))
+                if not (group or "").startswith("question="):  # one question: no clusters
+                    low, high = cluster_interval(question_clusters(members, metric))
                     rows.append(MetricRow.of_rate(res.name, res.subject, metric, r, group,
-                                                  failed))
+                                                  failed).bootstrapped(low, high))
             for rubric, m in s.means.items():
                 rows.append(MetricRow.of_mean(res.name, res.subject, f"mean_{rubric}", m, group,
                                               failed))
@@ -140,7 +159,7 @@ class Freeform:
         table = new_table(*first, "scored", "EM", "coherent", "self-correction", "alignment",
                           "unscored", "failed", title="judged answers: rates over scored "
                           "rows, 95 % Wilson intervals; failed rows are in no rate")
-        for res, g, failed in _groups(judged, by):
+        for res, g, failed, _ in _groups(judged, by):
             if (by == "subject") != (g.group == "all"):
                 continue
             scored = g.em.n if g.em else (g.coherent.n if g.coherent else g.rows)

@@ -28,6 +28,7 @@ from petridish import render
 from petridish.assays.base import AssayConfig, AssayResult, AssayStage, By, MetricRow
 from petridish.assays.registry import assay
 from petridish.data.formats import builtin_names, load_records
+from petridish.judges.bootstrap import cluster_interval
 from petridish.judges.metrics import Rate, wilson
 from petridish.models.backend import Reply
 from petridish.models.chat import Message
@@ -293,7 +294,7 @@ class Pressure:
                           title="pressure: flips toward the pushed answer, 95 % Wilson "
                           "intervals over graded conversations")
         for res in results:
-            m = {(r.metric, r.group): r for r in _metrics(res)}
+            m = {(r.metric, r.group): r for r in _metrics(res) if r.interval == "wilson"}
             table.add_row(res.name, res.subject, *(_cell(m.get((k, None))) for k in (
                 "first_correct_rate", "progressive_flip_rate", "regressive_flip_rate",
                 "control_flip_rate", "first_unclear_rate")),
@@ -304,10 +305,10 @@ class Pressure:
         return [table]
 
     def report(self, results: Sequence[AssayResult]) -> str:
-        head = ["assay", "subject", "metric", "group", "rate [95 % CI]", "n", "unscored",
-                "failed"]
+        head = ["assay", "subject", "metric", "group", "rate [95 % CI]", "interval", "n",
+                "unscored", "failed"]
         rows = [[m.assay, m.subject, m.metric, m.group or "all", _cell(m).split(" n=")[0],
-                 str(m.n), str(m.unscored), str(m.failed)]
+                 str(m.interval), str(m.n), str(m.unscored), str(m.failed)]
                 for res in results for m in _metrics(res)]
         examples = [r for res in results for r in res.responses
                     if r.meta["yield_round"] is not None and r.meta["push"] != "control"][:4]
@@ -366,8 +367,17 @@ def _metrics(res: AssayResult) -> list[MetricRow]:
     rows = [r for r in everything if r.failed is None]
     out: list[MetricRow] = []
 
-    def add(metric: str, r: Rate, group: str | None = None, failed: int = 0) -> None:
+    def add(metric: str, r: Rate, group: str | None = None, failed: int = 0,
+            clusters: list[tuple[int, int]] | None = None) -> None:
         out.append(MetricRow.of_rate(res.name, res.subject, metric, r, group, failed))
+        if clusters is not None:  # items are the clusters: their conversations correlate
+            out.append(out[-1].bootstrapped(*cluster_interval(clusters)))
+
+    def by_item(rs: list[Response]) -> list[list[Response]]:
+        items: dict[tuple[str, str], list[Response]] = {}
+        for r in rs:
+            items.setdefault((r.question_set, r.question_id), []).append(r)
+        return [items[k] for k in sorted(items)]
 
     def within(group: str | None, rs: list[Response]) -> list[Response]:
         if group is None:
@@ -385,14 +395,19 @@ def _metrics(res: AssayResult) -> list[MetricRow]:
         graded = [g for g in firsts.values() if g != "unclear"]
         n_lost = len({(r.question_set, r.question_id, r.sample_index) for r in lost} -
                      set(firsts))
+        firsts_of = [[g for g in {(r.sample_index): r.meta["first"] for r in item}.values()
+                      if g != "unclear"] for item in by_item(rs)]
         add("first_correct_rate", _rate(graded.count("right"), len(graded),
-                                        len(firsts) - len(graded)), group, n_lost)
+                                        len(firsts) - len(graded)), group, n_lost,
+            [(f.count("right"), len(f)) for f in firsts_of])
         add("first_unclear_rate", _rate(len(firsts) - len(graded), len(firsts), 0), group,
             n_lost)
         for metric, (push, first) in FLIPS.items():
             if any(r.meta["push"] == push for r in rs + lost):
                 add(metric, _flip(rs, push, first, None), group,
-                    sum(r.meta["push"] == push for r in lost))
+                    sum(r.meta["push"] == push for r in lost),
+                    [(c.hits, c.n) for c in (_flip(item, push, first, None)
+                                             for item in by_item(rs))])
     for n in range(1, max((r.meta["pushes"] for r in rows), default=0) + 1):
         for metric, (push, first) in FLIPS.items():
             if any(r.meta["push"] == push for r in rows):

@@ -61,11 +61,14 @@ def collect_activations(
     per_token: bool = False,
     on_tokens: Callable[[int, Tensor], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    norms: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, list[Tensor]]:
     """`[n, layers, d]` fp32 means over answer tokens; with `per_token`, also each response's
     `[answer_tokens, layers, d]` (for probes). `on_tokens(i, tokens)` receives the same per
     response as each batch passes, so a caller can stream them to disk instead of holding
-    them. Responses with an empty answer are an error."""
+    them. `norms` (`[n, layers]`, given) is filled with each response's mean token norm
+    ‖h‖ over its answer tokens (residual-unit steering needs it). Responses with an empty
+    answer are an error."""
     model = lm.model
     blocks = decoder_layers(model)
     which = check_layers(model, layers if layers is not None else range(len(blocks)))
@@ -88,6 +91,9 @@ def collect_activations(
             h = (output[0] if isinstance(output, tuple) else output).float()  # [b, t, d]
             mask = state["mask"]  # [b, t, 1]
             out[state["idx"], k] = ((h * mask).sum(1) / mask.sum(1)).cpu()
+            if norms is not None:
+                norms[state["idx"], k] = ((h.norm(dim=-1, keepdim=True) * mask).sum(1)
+                                          / mask.sum(1))[:, 0].cpu()
             if on_tokens is not None:
                 state["tok"][k] = h
         return fn

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from petridish.assays.freeform import FreeformConfig
+from petridish.errors import PetridishError
 from petridish.interp.config import AblateConfig, InterventionSampling, SteerConfig
 from petridish.interp.directions import Direction, random_like
 from petridish.interp.intervention import AblateCondition, Intervention, SteerCondition
 from petridish.interp.interventions import ablate, steer
+from petridish.interp.nulls import NullSource
 from petridish.models.loader import LoadedModel
 from petridish.models.sampling import SamplingConfig
 
@@ -40,36 +42,54 @@ def _assay(cfg: InterventionSampling, name: str) -> FreeformConfig:
 Apply = Callable[[LoadedModel], AbstractContextManager[Any]]
 
 
-def _steering(d: Direction, layer: int, scale: float, positions: Any) -> Apply:
-    return lambda lm: steer(lm.model, d, [layer], scale, positions)
+def _steering(d: Direction, layer: int, scale: float, positions: Any, unit: Any,
+              residual: dict[int, float] | None) -> Apply:
+    return lambda lm: steer(lm.model, d, [layer], scale, positions, unit, residual)
 
 
 def _ablation(d: Direction | Any) -> Apply:
     return lambda lm: ablate(lm.model, d, "all")
 
 
+def _norms(d: Direction, key: str) -> dict[int, float]:
+    values = d.provenance.get(key) or []
+    return dict(zip(d.layers, (float(v) for v in values), strict=False))
+
+
 def steer_conditions(cfg: SteerConfig, d: Direction) -> list[Condition]:
-    """One condition per (layer, λ ≠ 0); λ = 0 is unsteered, so it is sampled once
-    (`NAME.x0`) and serves as every layer's reference."""
+    """One condition per (layer, λ ≠ 0), and per random seed a same-norm random direction
+    there (the control); λ = 0 is unsteered, so it is sampled once (`NAME.x0`) and serves as
+    every layer's reference."""
     out = []
     if 0 in cfg.scales:
         info = SteerCondition(sweep=cfg.name, direction=cfg.direction, scale=0.0,
-                              layers=cfg.layers)
+                              layers=cfg.layers, unit=cfg.unit)
         out.append(Condition(_assay(cfg, f"{cfg.name}.x0"), cfg.subject,
                              Intervention({"steer": None}, lambda lm: nullcontext(), info)))
+    vector_norms, residual = _norms(d, "vector_norms"), _norms(d, "residual_norms")
+    unit = {"unit": "residual"} if cfg.unit == "residual" else {}  # raw keys stay as they were
     for layer in cfg.layers:
         for scale in (s for s in cfg.scales if s != 0):
-            name = f"{cfg.name}.L{layer}.x{scale:g}"
-            key = {"steer": digest(d), "layer": layer, "scale": scale,
-                   "positions": cfg.positions}
-            info = SteerCondition(sweep=cfg.name, direction=cfg.direction, scale=scale,
-                                  layer=layer)
-            out.append(Condition(_assay(cfg, name), cfg.subject, Intervention(
-                key, _steering(d, layer, scale, cfg.positions), info)))
+            for seed in [None, *(cfg.random_seeds or [])]:
+                v = d if seed is None else random_like(d, seed)
+                name = f"{cfg.name}.L{layer}.x{scale:g}" + ("" if seed is None
+                                                             else f".random-{seed}")
+                key = {"steer": digest(v), "layer": layer, "scale": scale,
+                       "positions": cfg.positions, **unit}
+                info = SteerCondition(sweep=cfg.name, direction=cfg.direction, scale=scale,
+                                      layer=layer, unit=cfg.unit, random_seed=seed,
+                                      vector_norm=vector_norms.get(layer),
+                                      residual_norm=residual.get(layer))
+                out.append(Condition(_assay(cfg, name), cfg.subject, Intervention(
+                    key, _steering(v, layer, scale, cfg.positions, cfg.unit,
+                                   residual or None), info)))
     return out
 
 
-def ablate_conditions(cfg: AblateConfig, d: Direction, direction_subject: str) -> list[Condition]:
+def ablate_conditions(cfg: AblateConfig, d: Direction, direction_subject: str,
+                      nulls: NullSource | None = None) -> list[Condition]:
+    """One condition per mode (the random ones: per seed). `nulls` gives the activations and
+    permutations the matched nulls need."""
     transfer = direction_subject != cfg.subject
 
     def info(mode: str, **extra: Any) -> AblateCondition:
@@ -93,9 +113,20 @@ def ablate_conditions(cfg: AblateConfig, d: Direction, direction_subject: str) -
                                                  "layer": layer},
                             _ablation(d.at(layer)), info(mode, layer=layer)))
         else:
+            if mode != "random" and nulls is None:
+                raise PetridishError(f"ablation mode {mode!r} needs the direction's "
+                                     "activations", field=f"ablate.{cfg.name}.modes")
             for seed in cfg.seeds:
-                r = random_like(d, seed)
-                out.append(cond(f"random-{seed}", {"ablate": digest(r), "mode": "random",
+                if mode == "random":
+                    r, of = random_like(d, seed), None
+                elif mode == "random_matched":
+                    assert nulls is not None
+                    r = random_like(d, seed, "variance", nulls.activations())
+                    of = nulls.of
+                else:
+                    assert nulls is not None
+                    r, of = nulls.permuted(seed), nulls.of
+                out.append(cond(f"{mode}-{seed}", {"ablate": digest(r), "mode": mode,
                                                    "seed": seed},
-                                _ablation(r), info(mode, seed=seed)))
+                                _ablation(r), info(mode, seed=seed, activations_of=of)))
     return out

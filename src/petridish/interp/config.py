@@ -65,21 +65,30 @@ class InterventionSampling(SamplingConfig):
 
 
 class SteerConfig(InterventionSampling):
-    """λ × layer sweep: every (layer, scale) pair is one sampled and judged condition."""
+    """λ × layer sweep: every (layer, scale) pair is one sampled and judged condition; with
+    `random_seeds`, a same-norm random direction at every (layer, λ ≠ 0) too (the control)."""
 
     layers: list[int] = Field(min_length=1)
     scales: list[float] = Field(min_length=1)
     positions: Literal["all", "prompt", "generated"] = "all"
+    unit: Literal["raw", "residual"] = Field("raw", description="raw: add λ·v; residual: add "
+                                             "λ·r_L·v̂ (λ a fraction of the layer's mean "
+                                             "residual norm r_L)")
+    random_seeds: list[int] | None = Field(None, min_length=1, description="same-norm random "
+                                           "directions at every (layer, λ ≠ 0)")
 
 
-AblationMode = Literal["none", "layerwise", "single", "random"]
+AblationMode = Literal["none", "layerwise", "single", "random", "random_matched", "permuted"]
 _DEFAULT_MODES: list[AblationMode] = ["none", "layerwise", "random"]
 
 
 class AblateConfig(InterventionSampling):
     """One condition per mode: `none` (the same sampling, unablated: the reference),
     `layerwise` (each layer's own vector removed at its layer, every layer), `single` (layer
-    `layer`'s vector removed at every layer), `random` (same-norm random directions, one
+    `layer`'s vector removed at every layer), `random` (isotropic random directions of the
+    same norm), `random_matched` (random directions whose projected variance on the
+    direction's activations equals the direction's), `permuted` (the mean-diff of randomly
+    relabelled responses); the random modes make one condition per seed, `random` (the
     condition per seed). A direction from another subject makes it a transfer."""
 
     modes: list[AblationMode] = Field(default_factory=lambda: _DEFAULT_MODES.copy(),

@@ -50,13 +50,76 @@ def mean_diff(a: Tensor, b: Tensor, layers: list[int] | None = None,
                      {**(provenance or {}), "n_a": int(a.shape[0]), "n_b": int(b.shape[0])})
 
 
-def random_like(direction: Direction, seed: int) -> Direction:
-    """A random direction with the same norm as `direction` at every layer (the baseline)."""
+def random_like(direction: Direction, seed: int, match: str = "norm",
+                activations: Tensor | None = None) -> Direction:
+    """A random direction with the same norm as `direction` at every layer.
+
+    `match="norm"`: isotropic, so it removes about 1/d of the residual's variance (a null for
+    "does removing *some* direction hurt?"). `match="variance"`: for every layer, the centred
+    variance of the projection of `activations` (`[n, layers, d]`, those the direction was
+    computed from) on the random unit vector equals that on the real one (a null for "is it
+    *this* direction?")."""
     g = torch.Generator().manual_seed(seed)
-    r = torch.randn(direction.vectors.shape, generator=g)
-    r = r / r.norm(dim=-1, keepdim=True) * direction.vectors.norm(dim=-1, keepdim=True)
-    return Direction(r, list(direction.layers), {"random_seed": seed,
-                                                 "norm_of": direction.provenance})
+    norms = direction.vectors.float().norm(dim=-1, keepdim=True)
+    if match == "norm":
+        r = torch.randn(direction.vectors.shape, generator=g)
+        r = r / r.norm(dim=-1, keepdim=True) * norms
+        return Direction(r, list(direction.layers), {"random_seed": seed, "match": "norm"})
+    if match != "variance":
+        raise PetridishError(f"match must be norm or variance, not {match!r}", field="match")
+    if activations is None:
+        raise PetridishError("match=\"variance\" needs the activations the direction was "
+                             "computed from (activations=[n, layers, d])", field="activations")
+    if activations.ndim != 3 or activations.shape[1] != len(direction.layers):
+        raise PetridishError(f"activations must be [n, {len(direction.layers)}, d], got "
+                             f"{list(activations.shape)}", field="activations")
+    rows = [_matched(activations[:, k].double(), direction.vectors[k].double(), g)
+            for k in range(len(direction.layers))]
+    r = torch.stack(rows).float() * norms
+    return Direction(r, list(direction.layers), {"random_seed": seed, "match": "variance"})
+
+
+def projected_variance(acts: Tensor, v: Tensor) -> float:
+    """Centred variance of `acts @ v̂` (`acts` `[n, d]`)."""
+    u = v / v.norm().clamp(min=1e-30)
+    p = (acts - acts.mean(0)) @ u.to(acts.dtype)
+    return float((p * p).mean())
+
+
+def _matched(acts: Tensor, real: Tensor, g: torch.Generator) -> Tensor:
+    """A random unit vector whose projected variance equals the real one's: on the arc between
+    a random low-variance and a random high-variance unit vector, found by bisection."""
+    x = acts - acts.mean(0)
+    target = projected_variance(acts, real)
+    if not real.norm() > 0:
+        return torch.zeros_like(real)
+
+    def var(u: Tensor) -> float:
+        p = x @ u
+        return float((p * p).mean())
+
+    low = torch.randn(real.shape, generator=g, dtype=acts.dtype)
+    low = low / low.norm()
+    basis = torch.linalg.svd(x, full_matrices=False).Vh  # [r, d], top variance first
+    k = 0
+    while var(low) > target and k < basis.shape[0]:  # push it out of the top components
+        k += 1
+        low = low - basis[:k].T @ (basis[:k] @ low)
+        low = low / low.norm().clamp(min=1e-30)
+    high = x.T @ torch.randn(x.shape[0], generator=g, dtype=acts.dtype)  # a draw from Σ
+    high = high / high.norm().clamp(min=1e-30)
+    for _ in range(200):  # power steps toward the top component, until above the target
+        if var(high) >= target:
+            break
+        high = x.T @ (x @ high)
+        high = high / high.norm().clamp(min=1e-30)
+    a, b = 0.0, math.pi / 2
+    for _ in range(80):
+        t = (a + b) / 2
+        u = math.cos(t) * low + math.sin(t) * high
+        u = u / u.norm().clamp(min=1e-30)
+        a, b = (t, b) if var(u) < target else (a, t)
+    return u
 
 
 def cosine_layers(a: Direction, b: Direction | None = None) -> Tensor:

@@ -24,6 +24,10 @@ class SteerCondition(BaseModel):
     scale: float
     layer: int | None = None
     layers: list[int] | None = None
+    unit: str = "raw"
+    random_seed: int | None = None  # a same-norm random direction: the control
+    vector_norm: float | None = None  # ‖v_L‖ and r_L at this layer, for the figure
+    residual_norm: float | None = None
 
     def points(self) -> list[int]:
         """The layers this condition is a point of in the sweep's figure."""
@@ -44,6 +48,7 @@ class AblateCondition(BaseModel):
     direction_subject: str = ""
     layer: int | None = None
     seed: int | None = None
+    activations_of: str | None = None  # whose activations a matched null was fitted to
 
 
 ConditionInfo = Annotated[SteerCondition | AblateCondition, Field(discriminator="kind")]

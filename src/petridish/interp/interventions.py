@@ -91,9 +91,15 @@ def _install(model: Any, layers: list[int],
     return Handle(handles)
 
 
+Unit = Literal["raw", "residual"]
+
+
 def add_steering(model: Any, direction: Direction | Tensor, layers: list[int] | int,
-                 scale: float, positions: Positions = "all") -> Handle:
-    """Add `scale · v_layer` to the residual stream after each listed layer."""
+                 scale: float, positions: Positions = "all", unit: Unit = "raw",
+                 residual_norm: float | dict[int, float] | None = None) -> Handle:
+    """Add `scale · v_layer` (`unit="raw"`) or `scale · r_layer · v̂_layer` (`"residual"`: λ is
+    a fraction of the layer's mean residual norm `r`, from the direction's provenance or
+    `residual_norm`) to the residual stream after each listed layer."""
     model = _module(model)
     if positions not in ("all", "prompt", "generated"):
         raise PetridishError(f"positions must be all, prompt or generated, not {positions!r}",
@@ -101,6 +107,12 @@ def add_steering(model: Any, direction: Direction | Tensor, layers: list[int] | 
     which = _layers(model, layers)
     vecs = as_vectors(direction, which, int(model.config.hidden_size))
     s = check_scale(scale)
+    if unit == "residual":
+        norms = residual_norms(direction, which, residual_norm)
+        vecs = {k: v.float() / v.float().norm().clamp(min=1e-12) * norms[k]
+                for k, v in vecs.items()}
+    elif unit != "raw":
+        raise PetridishError(f"unit must be raw or residual, not {unit!r}", field="unit")
 
     def edit(layer: int, hidden: Tensor, start: int) -> Tensor | None:
         if positions == "prompt" and start > 0 or positions == "generated" and start == 0:
@@ -126,11 +138,29 @@ def add_ablation(model: Any, direction: Direction | Tensor,
     return _install(model, which, edit)
 
 
+def residual_norms(direction: Direction | Tensor, layers: list[int],
+                   given: float | dict[int, float] | None) -> dict[int, float]:
+    """Per layer, the mean residual-stream norm λ is a fraction of."""
+    if given is not None:
+        return {k: float(given[k] if isinstance(given, dict) else given) for k in layers}
+    if isinstance(direction, Tensor):
+        raise PetridishError("unit=\"residual\" with a plain tensor needs residual_norm=",
+                             field="residual_norm")
+    stored = direction.provenance.get("residual_norms")
+    if not stored:
+        raise PetridishError("the direction records no residual norms (it was computed before "
+                             "they were); recompute it, or pass residual_norm=",
+                             field="unit")
+    by_layer = dict(zip(direction.layers, stored, strict=True))
+    return {k: float(by_layer[k]) for k in layers}
+
+
 @contextmanager
 def steer(model: Any, direction: Direction | Tensor, layers: list[int] | int, scale: float,
-          positions: Positions = "all") -> Iterator[Handle]:
+          positions: Positions = "all", unit: Unit = "raw",
+          residual_norm: float | dict[int, float] | None = None) -> Iterator[Handle]:
     """`with steer(model, v, [12], 8.0): model.generate(...)`: steered inside, clean after."""
-    handle = add_steering(model, direction, layers, scale, positions)
+    handle = add_steering(model, direction, layers, scale, positions, unit, residual_norm)
     try:
         yield handle
     finally:

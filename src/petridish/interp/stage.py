@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,9 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
     def work(key: str) -> DirectionInfo:
         at = Place(run.folder, run.folder / "activations" / f".partial-{key[:12]}", name)
         d = _compute(run, cfg, subjects, source, device, at)
+        d = Direction(d.vectors, d.layers, {
+            **d.provenance, "vector_norms": d.vectors.float().norm(dim=-1).tolist(),
+            "residual_norms": at.residual_norms()})  # aligned with d.layers
         save_direction(path, d)
         shutil.rmtree(at.partial, ignore_errors=True)  # the chunks are in the saved files now
         return DirectionInfo(direction=cfg.name, **{
@@ -99,11 +102,20 @@ def run_direction_stage(run: Run, cfg: DirectionConfig, subjects: dict[str, Subj
 
 @dataclass(frozen=True)
 class Place:
-    """Where a direction stage writes: the run folder, its resumable chunks, its name."""
+    """Where a direction stage writes: the run folder, its resumable chunks, its name; and
+    the residual norms its activation passes found (token-weighted, per layer)."""
 
     folder: Path
     partial: Path
     stage: str
+    norms: list[tuple[torch.Tensor, float]] = field(default_factory=list)
+
+    def residual_norms(self) -> list[float]:
+        total = sum(w for _, w in self.norms)
+        if not total:
+            return []
+        mean = torch.stack([n * w for n, w in self.norms]).sum(0) / total
+        return [float(x) for x in mean]
 
 
 def _compute(run: Run, cfg: DirectionConfig, subjects: dict[str, Subject], source: JudgedAssay,
@@ -144,30 +156,44 @@ def _acts(cfg: DirectionConfig, subject: Subject, rows: list[Judged], device: st
         layers = cfg.per_token_layers or list(range(len(decoder_layers(lm.model))))
         writer = TokenDump(at.folder / "activations", dump, layers,
                            {**provenance, "subject": subject.name})
+        norms = torch.zeros(len(rows), len(decoder_layers(lm.model)))
         out = collect_activations(lm, questions, answers, systems=systems,
-                                  batch_size=cfg.batch_size,
+                                  batch_size=cfg.batch_size, norms=norms,
                                   on_tokens=lambda i, t: writer.add(_rid(rows[i]), t[:, layers]))
         writer.close()
         assert isinstance(out, torch.Tensor)
+        counts = torch.tensor([float(len(ids) - p)
+                               for ids, p in answer_rows(lm, questions, answers, systems)])
+        at.norms.append(((norms * counts[:, None]).sum(0) / counts.sum(), float(counts.sum())))
         return out
-    lengths = [len(ids) for ids, _ in answer_rows(lm, questions, answers, systems)]
+    tokenised = answer_rows(lm, questions, answers, systems)
+    lengths = [len(ids) for ids, _ in tokenised]
     order = sorted(range(len(rows)), key=lambda i: lengths[i])
     size = cfg.batch_size * CHUNK_BATCHES
     parts: list[torch.Tensor] = []
+    norm_parts: list[torch.Tensor] = []
     for k, start in enumerate(range(0, len(order), size)):
         idx = order[start:start + size]
         file = at.partial / f"{dump}-{k:05d}.safetensors"
         if file.is_file():
-            parts.append(load_file(str(file))["activations"])
+            saved = load_file(str(file))
+            parts.append(saved["activations"])
+            norm_parts.append(saved["norms"])
             continue
+        norms = torch.zeros(len(idx), len(decoder_layers(lm.model)))
         acts = collect_activations(lm, [questions[i] for i in idx], [answers[i] for i in idx],
-                                   systems=[systems[i] for i in idx], batch_size=cfg.batch_size)
+                                   systems=[systems[i] for i in idx], batch_size=cfg.batch_size,
+                                   norms=norms)
         assert isinstance(acts, torch.Tensor)
-        atomic_save_tensors(file, {"activations": acts})
+        atomic_save_tensors(file, {"activations": acts, "norms": norms})
         committed(at.stage)
         parts.append(acts)
-    out = torch.empty(len(rows), *parts[0].shape[1:]) if parts else torch.empty(0)
+        norm_parts.append(norms)
+    out = torch.empty(len(rows), *parts[0].shape[1:])
     out[torch.tensor(order)] = torch.cat(parts)
+    counts = torch.tensor([float(len(ids) - p) for ids, p in tokenised])[torch.tensor(order)]
+    mean_norm = (torch.cat(norm_parts) * counts[:, None]).sum(0) / counts.sum()  # [layers]
+    at.norms.append((mean_norm, float(counts.sum())))
     return out
 
 

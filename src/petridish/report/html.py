@@ -48,6 +48,7 @@ def build_report(folder: Path) -> Path:
             plots.training_curves(logs), "training loss")))
     parts += interventions.sweeps(results)
     parts += interventions.ablations(results)
+    parts += interventions.differences(results)
     parts += _directions(folder)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{render.esc(folder.name)}"
             f"</title><style>{_STYLE}</style>{_CHECK}</head><body>{''.join(parts)}</body></html>")
