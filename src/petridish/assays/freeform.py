@@ -156,9 +156,10 @@ class Freeform:
         if not judged:
             return []
         first = ["assay", "subject"] + ([by] if by != "subject" else [])
-        table = new_table(*first, "scored", "EM", "coherent", "self-correction", "alignment",
-                          "unscored", "failed", title="judged answers: rates over scored "
-                          "rows, 95 % Wilson intervals; failed rows are in no rate")
+        table = new_table(*first, "scored", "EM", "EM | coherent", "coherent",
+                          "self-correction", "alignment ± 95 %", "unscored", "failed",
+                          title="judged answers: rates over scored rows, 95 % Wilson "
+                          "intervals; failed rows are in no rate")
         for res, g, failed, _ in _groups(judged, by):
             if (by == "subject") != (g.group == "all"):
                 continue
@@ -167,7 +168,7 @@ class Freeform:
             align = g.means.get("alignment")
             label = [g.group.split("=", 1)[1]] if by != "subject" else []
             table.add_row(res.name, res.subject, *label, str(scored), _cell(g.em),
-                          _cell(g.coherent), _cell(g.self_correction),
+                          _cell(g.em_coherent), _cell(g.coherent), _cell(g.self_correction),
                           str(align) if align else "n/a", str(unscored), str(failed))
         table.caption = "\n".join(judge_caption(j) for j in sorted({str(r.judge)
                                                                     for r in judged}))
@@ -184,7 +185,7 @@ class Freeform:
             align = s.means.get("alignment")
             failed = sum(r.failed is not None for r in res.responses)
             rows.append([res.name, res.subject, str(s.rows), str(failed), _text(s.em),
-                         _text(s.coherent), _text(s.self_correction),
+                         _text(s.em_coherent), _text(s.coherent), _text(s.self_correction),
                          str(align) if align else "n/a"])
             if res.condition is None:
                 keys = [[f"{j.response.question_set}/{j.response.question_id}"]
@@ -194,8 +195,9 @@ class Freeform:
                                          _text(g.coherent)])
         return (render.section("summary", "Rates (scored rows only, 95 % Wilson intervals)",
                                render.table(["assay / condition", "subject", "answers",
-                                             "failed", "EM", "coherent", "self-correction",
-                                             "mean alignment"],
+                                             "failed", "EM", "EM among coherent (n = "
+                                             "coherent)", "coherent", "self-correction",
+                                             "mean alignment ± 95 % half-width"],
                                             rows))
                 + render.section("questions", "Per question", render.table(
                     ["subject", "question", "answers", "EM", "coherent"], per_question)))

@@ -50,6 +50,20 @@ def mean_diff(a: Tensor, b: Tensor, layers: list[int] | None = None,
                      {**(provenance or {}), "n_a": int(a.shape[0]), "n_b": int(b.shape[0])})
 
 
+def describe(name: str, provenance: dict[str, Any]) -> str:
+    """What a direction is, in words: a fallback contrast is never passed off as an EM
+    direction."""
+    if provenance.get("kind") == "contrast":
+        text = (f"{name} = {provenance.get('a_subject')} − {provenance.get('b_subject')} "
+                f"contrast on {provenance.get('texts_of')}'s answers")
+        note = provenance.get("note")
+        return f"{text} ({note})" if note else text
+    if provenance.get("kind") == "filters":
+        return (f"{name} = mean-diff of {provenance.get('subject')}'s answers "
+                f"'{provenance.get('a')}' − '{provenance.get('b')}'")
+    return name
+
+
 def random_like(direction: Direction, seed: int, match: str = "norm",
                 activations: Tensor | None = None) -> Direction:
     """A random direction with the same norm as `direction` at every layer.

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from petridish.errors import PetridishError
 from petridish.interp.activations import answer_rows, collect_activations, decoder_layers
 from petridish.interp.config import DirectionConfig
-from petridish.interp.directions import Direction, mean_diff
+from petridish.interp.directions import Direction, describe, mean_diff
 from petridish.interp.filters import parse_filter
 from petridish.interp.tokendump import TokenDump
 from petridish.judges.stage import Judged, JudgeInfo, judged_responses
@@ -38,8 +38,7 @@ class DirectionInfo(StageInfo):
     direction: str
 
     def result(self) -> str:
-        extra = self.model_extra or {}
-        return f"{extra.get('kind', 'direction')} {self.direction}"
+        return describe(self.direction, dict(self.model_extra or {}))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from petridish import render
 from petridish.assays.registry import kinds
-from petridish.interp.directions import cosine_layers, cosine_sets
+from petridish.interp.directions import cosine_layers, cosine_sets, describe
 from petridish.interp.stage import load_direction
 from petridish.judges.validate import judge_caption
 from petridish.paths import atomic_write
@@ -29,9 +29,9 @@ def build_report(folder: Path) -> Path:
     kind's section, the judges' validation, training curves, interventions, directions."""
     store = open_store(folder)
     try:
-        logs = {s.name.removeprefix("train:"): [(int(r["step"]), float(r["loss"]))
-                                                for r in store.train_log(s.key)]
-                for s in store.stages()}
+        full = {s.name.removeprefix("train:"): store.train_log(s.key) for s in store.stages()}
+        logs = {name: [(int(r["step"]), float(r["loss"])) for r in rows]
+                for name, rows in full.items()}
     finally:
         store.close()
     logs = {name: points for name, points in logs.items() if points}  # stages that trained
@@ -45,9 +45,11 @@ def build_report(folder: Path) -> Path:
             render.note(judge_caption(j)) for j in judges)))
     if any(logs.values()):
         parts.append(render.section("training", "Training curves", render.img(
-            plots.training_curves(logs), "training loss")))
-    parts += interventions.sweeps(results)
-    parts += interventions.ablations(results)
+            plots.training_curves(logs), "training loss") + _rotation(full)))
+    names = {f.stem: describe(f.stem, load_direction(f).provenance)
+             for f in sorted((folder / "directions").glob("*.safetensors"))}
+    parts += interventions.sweeps(results, names)
+    parts += interventions.ablations(results, names)
     parts += interventions.differences(results)
     parts += _directions(folder)
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{render.esc(folder.name)}"
@@ -55,6 +57,25 @@ def build_report(folder: Path) -> Path:
     path = folder / "report.html"
     atomic_write(path, page)
     return path
+
+
+def _rotation(logs: dict[str, list[dict[str, object]]]) -> str:
+    """Per organism with rank-1 adapters: B's cosine to the previous checkpoint and to the
+    final B, at the checkpoints (RESEARCH.md §1: B rotates abruptly at the transition)."""
+    out = []
+    for organism, rows in logs.items():
+        for key, what in (("b_cos_prev", "previous checkpoint"), ("b_cos_final", "final B")):
+            series: dict[str, list[tuple[int, float]]] = {}
+            for r in rows:
+                for module, stats in dict(r["adapters"]).items():  # type: ignore[call-overload]
+                    if key in stats:
+                        short = module.replace("base_model.model.model.layers.", "L")
+                        series.setdefault(short, []).append((int(r["step"]), stats[key]))  # type: ignore[call-overload]
+            if series:
+                out.append(render.img(plots.cosines(series, f"{organism}: cosine of each "
+                                                    f"adapter's B to the {what}"),
+                                      f"{organism} B cosine to {what}"))
+    return "".join(out)
 
 
 def _directions(folder: Path) -> list[str]:
@@ -66,6 +87,7 @@ def _directions(folder: Path) -> list[str]:
     for name, d in dirs.items():
         m = cosine_layers(d).tolist()
         labels = [str(x) for x in d.layers]
+        out.append(f"<h3>{render.esc(describe(name, d.provenance))}</h3>")
         out.append(render.img(plots.heatmap(m, labels, labels, f"{name}: cosine layer × layer"),
                         f"cosine {name}"))
         prov = {k: v for k, v in d.provenance.items() if not isinstance(v, list)}

@@ -19,12 +19,14 @@ def _summary(res: AssayResult) -> Summary:
     return summarize([j.scores for j in res.judged or []])
 
 
-def sweeps(results: Sequence[AssayResult]) -> list[str]:
+def sweeps(results: Sequence[AssayResult], names: dict[str, str] | None = None) -> list[str]:
     Point = tuple[float, Rate, Rate]
     main: dict[str, dict[int, list[Point]]] = defaultdict(lambda: defaultdict(list))
     ctrl: dict[str, dict[int, list[Point]]] = defaultdict(lambda: defaultdict(list))
     labels: dict[str, dict[int, str]] = defaultdict(dict)
     units: dict[str, str] = {}
+    along: dict[str, str] = {}
+    sizes: dict[str, set[int]] = defaultdict(set)
     for res in results:
         c = res.condition
         if not isinstance(c, SteerCondition) or res.judged is None:
@@ -33,6 +35,8 @@ def sweeps(results: Sequence[AssayResult]) -> list[str]:
         if not (s.em and s.coherent):
             continue
         units[c.sweep] = c.unit
+        along[c.sweep] = (names or {}).get(c.direction, c.direction)
+        sizes[c.sweep].add(s.em.n)
         for layer in c.points():  # λ = 0 is every layer's point
             (main if c.random_seed is None else ctrl)[c.sweep][layer].append(
                 (c.scale, s.em, s.coherent))
@@ -43,15 +47,20 @@ def sweeps(results: Sequence[AssayResult]) -> list[str]:
     for name, by_layer in main.items():
         unit = ("λ × the layer's mean residual norm r, along v̂" if units.get(name) == "residual"
                 else "raw λ · v")
-        out.append(render.section(f"sweep-{name}", f"Steering sweep {name}", render.img(
-            plots.sweep(by_layer, f"{name}: EM and coherence vs λ ({unit}); dashed: same-norm "
-                        "random directions", labels[name], ctrl.get(name)), f"sweep {name}")))
+        n = "/".join(str(x) for x in sorted(sizes[name]))
+        out.append(render.section(f"sweep-{name}", f"Steering sweep {name}", render.note(
+            f"along {along[name]}") + render.img(plots.sweep(
+                by_layer, f"{name}: EM and coherence vs λ ({unit}); n = {n} scored answers per "
+                "point; dashed: same-norm random directions", labels[name], ctrl.get(name)),
+                f"sweep {name}")))
     return out
 
 
-def ablations(results: Sequence[AssayResult]) -> list[str]:
+def ablations(results: Sequence[AssayResult],
+              names: dict[str, str] | None = None) -> list[str]:
     """Per ablated subject: unablated answers, each ablation, and the random baselines."""
     by_subject: dict[str, list[tuple[str, Rate, Rate, str]]] = defaultdict(list)
+    along: dict[str, str] = {}
     colors = {"none": "tab:blue", "random": "tab:gray", "random_matched": "tab:olive",
               "permuted": "tab:purple"}
     for res in results:
@@ -59,13 +68,15 @@ def ablations(results: Sequence[AssayResult]) -> list[str]:
         if not isinstance(c, AblateCondition) or res.judged is None:
             continue
         s = _summary(res)
+        along[res.subject] = (names or {}).get(c.direction, c.direction)
         if s.em and s.coherent:
             name = res.name.split(".", 1)[-1]
             if c.transfer and c.mode != "none":
                 name += f" (from {c.direction_subject})"
             by_subject[res.subject].append((name, s.em, s.coherent,
                                             colors.get(c.mode, "tab:red")))
-    return [render.section(f"ablation-{subject}", f"Ablations on {subject}", render.img(
+    return [render.section(f"ablation-{subject}", f"Ablations on {subject}", render.note(
+        f"ablating {along[subject]}") + render.img(
         plots.bars([i[0] for i in items], [("EM", [i[1] for i in items]),
                                            ("coherent", [i[2] for i in items])],
                    f"{subject}: EM and coherence under ablation (blue: unablated; gray: "

@@ -222,6 +222,20 @@ class Store:
                  row["tokens"], json.dumps(row.get("adapters", {}))),
             )
 
+    def add_train_stats(self, stage_key: str, b_cos_final: dict[int, dict[str, float]]) -> None:
+        """Each checkpoint step's adapters gain `b_cos_final` (cosine of B with its final B)."""
+        with self._tx(work=False) as db:
+            for step, by_module in b_cos_final.items():
+                row = db.execute("SELECT adapters FROM train_log WHERE stage_key = ? AND "
+                                 "step = ?", (stage_key, step)).fetchone()
+                if row is None:
+                    continue
+                adapters = json.loads(row[0])
+                for name, cos in by_module.items():
+                    adapters.setdefault(name, {})["b_cos_final"] = cos
+                db.execute("UPDATE train_log SET adapters = ? WHERE stage_key = ? AND step = ?",
+                           (json.dumps(adapters), stage_key, step))
+
     def clear_train_log(self, stage_key: str, after: int = 0) -> None:
         """Forget the steps after `after` (a resumed training runs them again)."""
         with self._tx(work=False) as db:

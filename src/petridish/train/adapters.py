@@ -80,7 +80,8 @@ def rank1_vectors(peft_model: Any) -> dict[str, tuple[Any, Any]]:
 def rank1_stats(
     now: dict[str, tuple[Any, Any]], before: dict[str, tuple[Any, Any]] | None
 ) -> dict[str, dict[str, float]]:
-    """Norms of A and B, and the cosine of B with its value at the previous checkpoint."""
+    """Norms of A and B; with `before` (given at checkpoints), the cosine of B with its value
+    at the previous checkpoint."""
     import torch
 
     stats = {}

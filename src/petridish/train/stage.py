@@ -119,7 +119,9 @@ def _train(run: Run, key: str, cfg: TrainConfig, base: Subject, init: Subject | 
         advance(int(resume["step"]) if resume else 0)
 
         def on_step(log: StepLog) -> None:
-            log.adapters = rank1_stats(rank1_vectors(model), state["b_prev"])
+            at_checkpoint = bool(cfg.checkpoint_every) and log.step % cfg.checkpoint_every == 0
+            log.adapters = rank1_stats(rank1_vectors(model),
+                                       state["b_prev"] if at_checkpoint else None)
             run.store.add_train_log(key, log.__dict__)  # before its checkpoint: never missing
             advance(1)
 
@@ -135,7 +137,29 @@ def _train(run: Run, key: str, cfg: TrainConfig, base: Subject, init: Subject | 
               on_state=on_state, on_resumed=lambda: state.update(b_prev=rank1_vectors(model)))
     _save(model, organism.adapter or Path(organism.ref.name),
           tokenizer if organism.adapter is None else None)
+    final = rank1_vectors(model)
+    if final and checkpoints.is_dir():
+        run.store.add_train_stats(key, cosines_to_final(checkpoints, final))
     return len(rows), sum(r.truncated for r in rows)
+
+
+def cosines_to_final(checkpoints: Path, final: dict[str, tuple[Any, Any]]) -> dict[
+        int, dict[str, float]]:
+    """Per checkpoint step, each rank-1 adapter's cosine of B with its final B."""
+    from safetensors.torch import load_file
+
+    out: dict[int, dict[str, float]] = {}
+    for folder in sorted(checkpoints.glob("step-*")):
+        saved = load_file(str(folder / "adapter_model.safetensors"))
+        row = {}
+        for name, (_, b) in final.items():
+            prev = saved.get(f"{name}.lora_B.weight")
+            if prev is not None:
+                v = prev[:, 0].float()
+                row[name] = float(torch.dot(v, b.float()) / (v.norm() * b.norm()).clamp(
+                    min=1e-12))
+        out[int(folder.name.removeprefix("step-"))] = row
+    return out
 
 
 def _weights_path(subject: Subject) -> str:
