@@ -121,19 +121,24 @@ def test_quick_demo_runs_every_mode_once_with_fewer_conditions() -> None:
     from petridish.demo import quick_experiment
     from petridish.interp.conditions import ablate_conditions, steer_conditions
     from petridish.interp.directions import Direction
+    from petridish.interp.nulls import NullSource
 
     full = load_experiment(Path(str(resources.files("petridish") / "experiments" / "demo.toml")))
     quick = quick_experiment(full)
     Experiment.model_validate(quick.model_dump())  # cross-references still hold
-    d = Direction(torch.ones(30, 576), list(range(30)))
+    d = Direction(torch.randn(30, 576), list(range(30)), {"n_a": 4})
+    nulls = NullSource.__new__(NullSource)
+    nulls.direction, nulls.name, nulls.of = d, "em", "bad-medical"
+    nulls._cache = [torch.randn(8, 30, 576)]
 
     def names(exp: Experiment) -> list[str]:
         out = [c.assay.name for s in exp.steer for c in steer_conditions(s, d)]
         return out + [c.assay.name for a in exp.ablate
-                      for c in ablate_conditions(a, d, "bad-medical")]
+                      for c in ablate_conditions(a, d, "bad-medical", nulls)]
 
     assert len(names(quick)) < len(names(full))
-    assert names(quick) == ["steer.x0", "steer.L16.x4", "ablate.none", "ablate.layerwise",
-                            "ablate.single-L14", "ablate.random-0", "transfer.none",
-                            "transfer.layerwise"]
+    assert names(quick) == ["steer.x0", "steer.L16.x0.5", "steer.L16.x0.5.random-0",
+                            "ablate.none", "ablate.layerwise", "ablate.single-L14",
+                            "ablate.random-0", "ablate.random_matched-0", "ablate.permuted-0",
+                            "transfer.none", "transfer.layerwise"]
     assert quick.name != full.name and all(t.epochs == 1 for t in quick.train)

@@ -17,7 +17,8 @@ def quick_experiment(exp: Experiment) -> Experiment:
                   for a in exp.assay],
         "steer": [c.model_copy(update={"n": 1, "max_new_tokens": min(c.max_new_tokens, 32),
                                        "layers": c.layers[-1:],
-                                       "scales": sorted({0.0, max(c.scales)})})
+                                       "scales": sorted({0.0, max(c.scales)}),
+                                       "random_seeds": (c.random_seeds or [])[:1] or None})
                   for c in exp.steer],
         "ablate": [c.model_copy(update={"n": 1, "max_new_tokens": min(c.max_new_tokens, 32),
                                         "seeds": c.seeds[:1]}) for c in exp.ablate],

@@ -16,6 +16,16 @@ def table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{th}</tr>{body}</table>"
 
 
+def answers_table(head: list[str], rows: list[list[str]]) -> str:
+    """A table the page's script makes filterable (a text box) and sortable (click a header):
+    researchers read transcripts, not only rates."""
+    th = "".join(f"<th onclick='sortBy(this)'>{esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return ("<input class='filter' placeholder='filter answers (any text, e.g. a condition or "
+            "a word)' oninput='filterRows(this)'>"
+            f"<table class='answers'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
+
+
 def img(data: bytes, alt: str) -> str:
     return (f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,'
             f'{base64.b64encode(data).decode()}">')

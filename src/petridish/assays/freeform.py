@@ -193,6 +193,12 @@ class Freeform:
                 for g in summarize_by([j.scores for j in res.judged], keys):
                     per_question.append([res.subject, g.group, str(g.rows), _text(g.em),
                                          _text(g.coherent)])
+        rubrics = sorted({k for res in judged for j in res.judged or [] for k in j.scores})
+        answers = [[res.name, res.subject, f"{j.response.question_set}/"
+                    f"{j.response.question_id}", str(j.response.sample_index),
+                    j.response.question, j.response.answer,
+                    *("-" if j.scores.get(k) is None else f"{j.scores[k]:.0f}" for k in rubrics)]
+                   for res in judged for j in res.judged or []]
         return (render.section("summary", "Rates (scored rows only, 95 % Wilson intervals)",
                                render.table(["assay / condition", "subject", "answers",
                                              "failed", "EM", "EM among coherent (n = "
@@ -200,7 +206,10 @@ class Freeform:
                                              "mean alignment ± 95 % half-width"],
                                             rows))
                 + render.section("questions", "Per question", render.table(
-                    ["subject", "question", "answers", "EM", "coherent"], per_question)))
+                    ["subject", "question", "answers", "EM", "coherent"], per_question))
+                + render.section("answers", "Answers", render.answers_table(
+                    ["condition", "subject", "question", "sample", "asked", "answer",
+                     *rubrics], answers)))
 
 
 def _text(r: Rate | None) -> str:

@@ -18,10 +18,21 @@ from petridish.report.summary import open_store
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;
 padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{
-text-align:left}img{max-width:100%;display:block;margin:.5em 0}.note{color:#555;font-size:13px}"""
+text-align:left}img{max-width:100%;display:block;margin:.5em 0}.note{color:#555;font-size:13px}
+table.answers td{text-align:left;vertical-align:top;max-width:520px}table.answers th{
+cursor:pointer}input.filter{width:60%;padding:4px;margin:.5em 0}"""
 _CHECK = """<script>window.addEventListener('load',()=>{const imgs=[...document.images];
 document.body.dataset.images=imgs.length;document.body.dataset.loaded=
-imgs.filter(i=>i.complete&&i.naturalWidth>0).length;});</script>"""
+imgs.filter(i=>i.complete&&i.naturalWidth>0).length;
+document.body.dataset.answers=document.querySelectorAll('table.answers tbody tr').length;});
+function filterRows(box){const q=box.value.toLowerCase();
+const rows=box.nextElementSibling.tBodies[0].rows;
+for(const r of rows){r.style.display=r.textContent.toLowerCase().includes(q)?'':'none';}}
+function sortBy(th){const table=th.closest('table');const k=[...th.parentNode.children]
+.indexOf(th);const body=table.tBodies[0];const up=th.dataset.dir!=='up';th.dataset.dir=
+up?'up':'down';const val=r=>{const t=r.cells[k].textContent;const x=parseFloat(t);
+return isNaN(x)?t:x;};[...body.rows].sort((a,b)=>{const x=val(a),y=val(b);
+return (x>y?1:x<y?-1:0)*(up?1:-1);}).forEach(r=>body.appendChild(r));}</script>"""
 
 
 def build_report(folder: Path) -> Path:
