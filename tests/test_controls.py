@@ -197,3 +197,9 @@ def test_bad_control_tables_are_one_line(tmp_path: Path, tiny_model_dir: Path,
                      'contrast = ["other", "base"]')
     exp.write_text(exp.read_text().replace(old, new))
     one_line_error(runner.invoke(app, ["validate", str(exp)]), *needles)
+
+
+def test_a_rate_of_zero_gets_an_interval_not_a_point() -> None:
+    low, high = cluster_interval([(0, 2)] * 28)
+    from petridish.judges.metrics import wilson
+    assert (low, high) == wilson(0, 28) and high > 0.1  # one observation per question

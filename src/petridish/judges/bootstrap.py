@@ -21,16 +21,27 @@ def _ratio(hits: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 def cluster_interval(clusters: Sequence[Cluster], seed: int = 0, resamples: int = RESAMPLES,
                      level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of Σhits / Σn with questions resampled with replacement."""
+    """Percentile interval of Σhits / Σn with questions resampled with replacement.
+
+    When every resample gives the same rate (no hit at all, or only hits), the percentile
+    interval collapses to a point; it is then Wilson's interval with one observation per
+    question (as if the answers to a question were one answer: conservative, never [0, 0])."""
     c = np.asarray(clusters, dtype=float).reshape(-1, 2)
-    if c.shape[0] == 0 or c[:, 1].sum() == 0:
+    c = c[c[:, 1] > 0]
+    if c.shape[0] == 0:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, c.shape[0], size=(resamples, c.shape[0]))
     values = _ratio(c[pick, 0].sum(1), c[pick, 1].sum(1))
     values = values[np.isfinite(values)]
     tail = (1 - level) / 2
-    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+    low, high = float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+    if high - low < 1e-12:
+        from petridish.judges.metrics import wilson
+
+        share = float(c[:, 0].sum() / c[:, 1].sum())
+        return wilson(round(share * c.shape[0]), c.shape[0])
+    return low, high
 
 
 @dataclass(frozen=True)
