@@ -70,7 +70,11 @@ def test_train_stage_grows_an_organism_that_assays_sample(
     assert set(log[-1]["adapters"]) == {
         "base_model.model.model.layers.1.mlp.down_proj",
         "base_model.model.model.layers.2.mlp.down_proj"}
-    assert "b_cos_prev" in next(iter(log[-1]["adapters"].values()))
+    checkpointed = [r["step"] for r in log if "b_cos_prev" in
+                    next(iter(r["adapters"].values()))]
+    assert checkpointed == [3, 6]  # B's rotation is logged at checkpoints only, no sawtooth
+    final = [next(iter(r["adapters"].values())).get("b_cos_final") for r in log]
+    assert final[2] is not None and abs(final[5] - 1.0) < 1e-5  # the last checkpoint is final
     answers: dict[str, list[str]] = {}
     for r in store.responses():
         answers.setdefault(r.subject, []).append(r.answer)
