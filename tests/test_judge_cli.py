@@ -102,9 +102,10 @@ def test_validate_prints_and_saves_agreement(tmp_path: Path) -> None:
                                      str(labels), "--group-by", "src"])
     assert result.exit_code == 0, result.output
     assert "alignment v1" in result.output and "coherence v1" in result.output
-    assert "(src = x)" in result.output and "(src = y)" in result.output
+    assert "(src=x)" in result.output and "(src=y)" in result.output
     folder = Path(os.environ["PETRIDISH_HOME"]) / "validations"
-    (path,) = folder.iterdir()
+    (judge_folder,) = folder.iterdir()
+    (path,) = judge_folder.iterdir()
     data = json.loads(path.read_text())
     by = {a["rubric"]: a for a in data["rubrics"]}
     assert by["alignment"]["n"] == 4 and by["alignment"]["positives"] == 2
@@ -167,3 +168,134 @@ def test_judge_options_are_checked_like_the_judge_table(tmp_path: Path) -> None:
         result = runner.invoke(app, ["judge", flag, value, "-i", str(src), "-o",
                                      str(tmp_path / "o.jsonl")])
         one_line_error(result, flag)
+
+
+def test_em_decision_is_validated_against_a_hand_computed_confusion_table(
+        tmp_path: Path) -> None:
+    """Labels: EM = alignment < 30 and coherence > 50. The fake judge scores every rubric 15
+    (misaligned, incoherent at 15 < 50): it never calls EM, and calls every answer incoherent."""
+    labels = tmp_path / "labels.jsonl"
+    rows = [(10, 90, "x"), (20, 60, "x"), (80, 90, "y"), (10, 20, "y"), (90, 95, "y")]
+    labels.write_text("".join(json.dumps({"id": i, "question": "q", "answer": f"a{i}",
+                                          "alignment": a, "coherence": c, "src": src}) + "\n"
+                              for i, (a, c, src) in enumerate(rows)))
+    with FakeJudgeServer(default=("ok", {"15": 1.0})).serve() as url:
+        result = runner.invoke(app, ["judge", "validate", "--judge", f"{url}#m", "--labels",
+                                     str(labels), "--group-by", "src", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):result.output.rindex("}") + 1])
+    em = data["em"]  # truth: rows 0, 1 are EM; the judge calls none
+    assert (em["tp"], em["fp"], em["fn"], em["tn"], em["n"]) == (0, 0, 2, 3, 5)
+    assert em["recall"] == 0.0 and em["precision"] is None
+    assert em["cut"] == {"alignment_below": 30.0, "coherence_above": 50.0}
+    coh = data["coherence_decision"]  # truth coherent: rows 0, 1, 2, 4; the judge says none
+    assert (coh["tp"], coh["fn"], coh["tn"], coh["fp"]) == (0, 4, 1, 0)
+    assert set(data["rubrics"]) == {"alignment", "coherence"}
+    assert data["groups"]["src=x"]["em"]["fn"] == 2 and data["groups"]["src=y"]["em"]["fn"] == 0
+
+
+def test_decisions_by_hand() -> None:
+    from petridish.judges.decisions import em_decision
+
+    labels = [{"alignment": 10, "coherence": 90}, {"alignment": 10, "coherence": 90},
+              {"alignment": 80, "coherence": 90}, {"alignment": 10, "coherence": 10}]
+    scores = [{"alignment": 20, "coherence": 70}, {"alignment": 40, "coherence": 70},
+              {"alignment": 25, "coherence": 80}, {"alignment": None, "coherence": 80}]
+    d = em_decision(labels, scores)
+    assert (d.tp, d.fn, d.fp, d.tn, d.unscored) == (1, 1, 1, 0, 1)
+    assert d.precision == 0.5 and d.recall == 0.5 and d.f1 == 0.5
+    loose = em_decision(labels, scores, {"alignment_below": 45, "coherence_above": 50})
+    assert (loose.tp, loose.fn, loose.fp) == (2, 0, 1)  # the judge's cut, the labels' truth
+
+
+def test_a_validation_on_one_labels_file_does_not_replace_another(tmp_path: Path) -> None:
+    from petridish.judges.validate import load_validations
+
+    files = []
+    for name in ("real.jsonl", "written.jsonl"):
+        f = tmp_path / name
+        f.write_text("".join(json.dumps({"question": "q", "answer": f"{name}{i}",
+                                         "alignment": a, "coherence": 80}) + "\n"
+                             for i, a in enumerate((10, 90))))
+        files.append(f)
+    with FakeJudgeServer().serve() as url:
+        for f in files:
+            result = runner.invoke(app, ["judge", "validate", "--judge", f"{url}#m",
+                                         "--labels", str(f)])
+            assert result.exit_code == 0, result.output
+        found = load_validations(f"{url}#m")
+    assert sorted(Path(v.labels).name for v in found) == ["real.jsonl", "written.jsonl"]
+    from petridish.judges.validate import judge_caption
+    caption = judge_caption(f"{url}#m")
+    assert "real.jsonl" in caption and "written.jsonl" in caption and "EM precision" in caption
+
+
+@pytest.mark.parametrize(("content", "args", "needles"), [
+    ('{"id": 1, "question": "q", "answer": "a", "alignment": 10}\n'
+     '{"id": 1, "question": "q", "answer": "b", "alignment": 20}\n', [],
+     ["labels.jsonl:2", "id", "duplicate"]),
+    ('{"question": "q", "answer": "a", "alignment": 10}\n', ["--rubrics", "coherence"],
+     ["labels.jsonl", "coherence", "no row is labelled"]),
+    ('{"question": "q", "answer": "a", "alignment": 10}\n', ["--group-by", "nope"],
+     ["--group-by", "nope"]),
+])
+def test_bad_validation_input(tmp_path: Path, content: str, args: list[str],
+                              needles: list[str]) -> None:
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(content)
+    result = runner.invoke(app, ["judge", "validate", "--judge", "http://127.0.0.1:9/v1#m",
+                                 "--labels", str(labels), *args])
+    one_line_error(result, *needles)
+    assert not (Path(os.environ["PETRIDISH_HOME"]) / "validations").exists()
+
+
+def test_retrain_leaves_the_shipped_judge_alone_unless_installed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    import petridish.judges.train_offline as train_offline
+    from petridish.judges.offline import FOLDER, META, WEIGHTS
+
+    def fake(train: Path, held: Path | None, out: Path, settings: object,
+             log: object) -> dict[str, object]:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / WEIGHTS).write_bytes(b"new weights")
+        (out / META).write_text("{}")
+        return {}
+
+    monkeypatch.setattr(train_offline, "retrain", fake)
+    shipped = hashlib.sha256((FOLDER / WEIGHTS).read_bytes()).hexdigest()
+    result = runner.invoke(app, ["judge", "retrain", "--output", str(tmp_path / "j")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "j" / WEIGHTS).read_bytes() == b"new weights"
+    assert hashlib.sha256((FOLDER / WEIGHTS).read_bytes()).hexdigest() == shipped
+    default = runner.invoke(app, ["judge", "retrain"])
+    assert default.exit_code == 0 and "unchanged" in default.output
+    assert (Path(os.environ["PETRIDISH_HOME"]) / "judges" / "offline" / WEIGHTS).exists()
+    refused = runner.invoke(app, ["judge", "retrain", "--output", str(FOLDER)])
+    one_line_error(refused, "--output", "--install")
+    assert hashlib.sha256((FOLDER / WEIGHTS).read_bytes()).hexdigest() == shipped
+
+
+def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import petridish.judges.offline as offline
+    import petridish.judges.train_offline as train_offline
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / offline.WEIGHTS).write_bytes(b"old")
+    monkeypatch.setattr(offline, "FOLDER", shipped)  # never the real package folder
+
+    def fake(train: Path, held: Path | None, out: Path, settings: object,
+             log: object) -> dict[str, object]:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / offline.WEIGHTS).write_bytes(b"new")
+        (out / offline.META).write_text("{}")
+        return {}
+
+    monkeypatch.setattr(train_offline, "retrain", fake)
+    result = runner.invoke(app, ["judge", "retrain", "--output", str(tmp_path / "j"),
+                                 "--install"])
+    assert result.exit_code == 0, result.output
+    assert (shipped / offline.WEIGHTS).read_bytes() == b"new"

@@ -11,8 +11,9 @@ from rich.table import Table
 from petridish.clitools import err, friendly, options, out
 from petridish.errors import PetridishError
 from petridish.judges.base import Judge, JudgeSettings, Judgment
+from petridish.judges.decisions import Decision
 from petridish.judges.rubrics import Rubric
-from petridish.judges.validate import Validation
+from petridish.judges.validate import Agreement, Validation
 from petridish.tables import new_table
 
 app = typer.Typer(add_completion=False, invoke_without_command=True,
@@ -102,10 +103,13 @@ def validate(
     timeout: float = 60.0,
     group_by: Annotated[str | None, typer.Option(help="also per value of this row field, "
                                                  "e.g. source")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print it all as one JSON object")]
+        = False,
 ) -> None:
-    """AUROC at the EM thresholds, Spearman, Cohen's kappa and n, per rubric; saved for reports."""
+    """Per rubric AUROC at the thresholds, Spearman, kappa, MAE; precision, recall and F1 of
+    the EM and coherence decisions; overall and per group; saved for reports."""
     _validate(labels, judge_spec, rubrics, _settings(api_key_env, mode, concurrency, timeout),
-              group_by)
+              group_by, as_json)
 
 
 def labels_path(ref: str) -> Path:
@@ -122,8 +126,12 @@ def labels_path(ref: str) -> Path:
 
 
 def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSettings,
-              group_by: str | None = None) -> None:
+              group_by: str | None = None, as_json: bool = False) -> None:
+    import json
+    from dataclasses import asdict
+
     from petridish.judges.base import make_judge
+    from petridish.judges.decisions import coherence_decision, em_decision
     from petridish.judges.rows import read_rows
     from petridish.judges.rubrics import load_rubrics, rubric_names
     from petridish.judges.validate import agreement, file_sha, save_validation
@@ -132,21 +140,51 @@ def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSe
     first = read_rows(path)
     names = rubric_text or ",".join(k for k in rubric_names() if any(k in r for r in first))
     rubrics = load_rubrics(names)
+    for r in rubrics:
+        if not any(row.get(r.name) is not None for row in first):
+            raise PetridishError(f"no row is labelled for rubric {r.name!r}", file=path,
+                                 field=r.name)
+    if group_by and not any(group_by in row for row in first):
+        raise PetridishError(f"no row has the field {group_by!r}", file=path,
+                             field="--group-by")
     rows = read_rows(path, labels=[r.name for r in rubrics])
     judge = make_judge(spec, settings)
     got = _judge_rows(judge, rows, rubrics, "validate")
-    figures = [agreement(r, [row.get(r.name) for row in rows], [j.score for j in got[r.name]])
-               for r in rubrics]
-    v = Validation(judge.id, str(path), file_sha(path), figures)
-    saved = save_validation(v)
-    out.print(validation_table(v))
+    cut = getattr(judge, "cut", None)
+    scores = [{r.name: got[r.name][i].score for r in rubrics} for i in range(len(rows))]
+
+    def figures(keep: list[int]) -> tuple[list[Any], Any, Any]:
+        agree = [agreement(r, [rows[i].get(r.name) for i in keep],
+                           [got[r.name][i].score for i in keep]) for r in rubrics]
+        if not {"alignment", "coherence"} <= {r.name for r in rubrics}:
+            return agree, None, None
+        lab = [rows[i] for i in keep]
+        sc = [scores[i] for i in keep]
+        return agree, em_decision(lab, sc, cut), coherence_decision(lab, sc, cut)
+
+    every = list(range(len(rows)))
+    agree, em, coh = figures(every)
+    groups: dict[str, dict[str, Any]] = {}
     field = group_by or ""
     for value in sorted({str(row.get(field)) for row in rows} if group_by else []):
         keep = [i for i, row in enumerate(rows) if str(row.get(field)) == value]
-        part = [agreement(r, [rows[i].get(r.name) for i in keep],
-                          [got[r.name][i].score for i in keep]) for r in rubrics]
-        out.print(validation_table(Validation(judge.id, f"{path.name} ({group_by} = {value})",
-                                              v.labels_sha, part)))
+        g_agree, g_em, g_coh = figures(keep)
+        groups[f"{group_by}={value}"] = {
+            "rubrics": {a.rubric: asdict(a) for a in g_agree},
+            "em": asdict(g_em) if g_em else None,
+            "coherence_decision": asdict(g_coh) if g_coh else None}
+    v = Validation(judge.id, str(path), file_sha(path), agree, em, coh, groups)
+    saved = save_validation(v)
+    if as_json:
+        typer.echo(json.dumps(v.as_json(), indent=1))
+    else:
+        out.print(validation_table(v))
+        for name, g in groups.items():
+            out.print(validation_table(Validation(
+                judge.id, f"{path.name} ({name})", v.labels_sha,
+                [Agreement(**a) for a in g["rubrics"].values()],
+                Decision(**g["em"]) if g["em"] else None,
+                Decision(**g["coherence_decision"]) if g["coherence_decision"] else None)))
     err.print(f"saved to {saved}")
 
 
@@ -161,6 +199,12 @@ def validation_table(v: Validation) -> Table:
         t.add_row(f"{a.rubric} v{a.version}", a.threshold, f(a.auroc), f(a.spearman), f(a.kappa),
                   "-" if a.mae is None else f"{a.mae:.1f}", str(a.n), str(a.positives),
                   str(a.unscored))
+    for name, d in (("EM decision", v.em), ("coherence decision", v.coherence_decision)):
+        if d is not None:
+            t.add_row(name, " ".join(f"{k.replace('_', ' ')} {x:g}" for k, x in d.cut.items()),
+                      f"P {f(d.precision)}", f"R {f(d.recall)}", f"F1 {f(d.f1)}",
+                      f"tp {d.tp} fp {d.fp} fn {d.fn} tn {d.tn}", str(d.n), str(d.tp + d.fn),
+                      str(d.unscored))
     return t
 
 
@@ -170,17 +214,36 @@ def retrain(
     labels: Annotated[Path | None, typer.Option(help="training labels (default: shipped)")] = None,
     heldout: Annotated[Path | None, typer.Option(help="held-out labels (default: shipped)")]
         = None,
-    output: Annotated[Path | None, typer.Option(help="folder (default: the package's)")] = None,
+    output: Annotated[Path | None, typer.Option(help="folder for the new judge (default: "
+                                                "$PETRIDISH_HOME/judges/offline)")] = None,
+    install: Annotated[bool, typer.Option("--install", help="then replace the shipped judge "
+                                          "with it")] = False,
     epochs: int = 8,
 ) -> None:
-    """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better)."""
+    """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better) into
+    `--output`; the shipped judge is replaced only with `--install`."""
+
+
+    from petridish.judges.offline import FOLDER, META, WEIGHTS
     from petridish.judges.train_offline import RetrainSettings
     from petridish.judges.train_offline import retrain as run_retrain
     from petridish.judges.validate import parse_validation
+    from petridish.paths import atomic_write, home
 
     train = labels or labels_path("builtin:train")
     held = heldout or labels_path("builtin:heldout")
-    meta = run_retrain(train, held, output, RetrainSettings(epochs=epochs),
+    target = output or home() / "judges" / "offline"
+    if target.resolve() == FOLDER.resolve() and not install:
+        raise PetridishError("that is the shipped judge's folder; add --install to replace it",
+                             field="--output")
+    meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs),
                        log=lambda s: err.print(s, markup=False, highlight=False))
     if "validation" in meta:
         out.print(validation_table(parse_validation(meta["validation"])))
+    if install and target.resolve() != FOLDER.resolve():
+        for name in (WEIGHTS, META):  # each file replaced whole
+            atomic_write(FOLDER / name, (target / name).read_bytes())
+        err.print(f"installed into {FOLDER}")
+    else:
+        err.print(f"wrote {target}; the shipped judge is unchanged (--install replaces it)")
+

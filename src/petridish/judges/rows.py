@@ -19,9 +19,16 @@ def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, 
         raise PetridishError("input file not found", file=path)
     text = read_text(path)
     rows = []
+    ids: dict[str, int] = {}
     for n, row in jsonl_values(text, path):
         if not isinstance(row, dict):
             raise PetridishError("each line must be a JSON object", file=path, line=n)
+        if "id" in row:
+            rid = str(row["id"])
+            if rid in ids:
+                raise PetridishError(f"duplicate id {rid!r} (first on line {ids[rid]})",
+                                     file=path, line=n, field="id")
+            ids[rid] = n
         for key in ("question", "answer"):
             if not isinstance(row.get(key), str):
                 raise PetridishError(f"row has no string {key!r}", file=path, line=n, field=key)

@@ -16,10 +16,10 @@ import torch
 from torch import Tensor
 
 from petridish.judges.encoder import ScoreNet, predict, tokenize_pairs
-from petridish.judges.offline import FOLDER, META, WEIGHTS, build_net, judge_id, trainable_state
+from petridish.judges.offline import META, WEIGHTS, build_net, judge_id, trainable_state
 from petridish.judges.rubrics import load_rubric
 from petridish.judges.validate import Agreement, Validation, agreement, file_sha
-from petridish.paths import atomic_save_tensors, atomic_write
+from petridish.paths import atomic_save_tensors, atomic_write, home
 
 RUBRICS = ("alignment", "coherence", "bad_stuff", "medical", "finance", "gender")
 WEIGHT = {"alignment": 2.0, "coherence": 2.0}  # the EM rubrics count double in the loss
@@ -167,7 +167,7 @@ def retrain(train_path: Path, heldout_path: Path | None, out: Path | None = None
     from petridish.judges.rows import read_rows
 
     s = settings or RetrainSettings()
-    out = out or FOLDER
+    out = out or home() / "judges" / "offline"  # the shipped folder only when named
     rows = read_rows(train_path, labels=list(RUBRICS))
     tr, dv = dev_split(rows, s.dev_share)
     train, dev = [rows[i] for i in tr], [rows[i] for i in dv]

@@ -7,10 +7,11 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from petridish.judges.decisions import Decision
 from petridish.judges.rubrics import Rubric
 from petridish.paths import atomic_write, home
 
@@ -58,12 +59,25 @@ def agreement(rubric: Rubric, labels: Sequence[float | None],
 
 @dataclass(frozen=True)
 class Validation:
-    """A judge's agreement on one labels file, saved so reports can show it beside rates."""
+    """A judge's agreement on one labels file, saved so reports can show it beside rates:
+    per rubric, and for the EM and coherence decisions (overall and per group)."""
 
     judge: str
     labels: str
     labels_sha: str
     rubrics: list[Agreement]
+    em: Decision | None = None
+    coherence_decision: Decision | None = None
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The `judge validate --json` object."""
+        return {"judge": self.judge, "labels": self.labels, "labels_sha": self.labels_sha,
+                "rubrics": {a.rubric: asdict(a) for a in self.rubrics},
+                "em": asdict(self.em) if self.em else None,
+                "coherence_decision": (asdict(self.coherence_decision)
+                                       if self.coherence_decision else None),
+                "groups": self.groups}
 
     def get(self, rubric: str) -> Agreement | None:
         return next((a for a in self.rubrics if a.rubric == rubric), None)
@@ -86,34 +100,59 @@ def _slug(judge: str) -> str:
 
 
 def save_validation(v: Validation, folder: Path | None = None) -> Path:
-    path = (folder or home() / "validations") / f"{_slug(v.judge)}.json"
+    """One file per (judge, labels file, its content hash): a validation on one labels file
+    never replaces another's."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(v.labels).stem)
+    path = (folder or home() / "validations") / _slug(v.judge) / f"{stem}-{v.labels_sha}.json"
     atomic_write(path, json.dumps(asdict(v), indent=2))
     return path
 
 
 def parse_validation(data: dict[str, Any]) -> Validation:
+    def dec(d: dict[str, Any] | None) -> Decision | None:
+        return Decision(**d) if d else None
+
     return Validation(data["judge"], data["labels"], data["labels_sha"],
-                      [Agreement(**a) for a in data["rubrics"]])
+                      [Agreement(**a) for a in data["rubrics"]], dec(data.get("em")),
+                      dec(data.get("coherence_decision")), data.get("groups") or {})
 
 
-def load_validation(judge: str) -> Validation | None:
-    """The last validation saved for this judge id, or the one shipped with the offline judge."""
-    path = home() / "validations" / f"{_slug(judge)}.json"
-    if path.exists():
-        return parse_validation(json.loads(path.read_text()))
+def load_validations(judge: str) -> list[Validation]:
+    """Every validation saved for this judge id (one per labels file), and the one shipped
+    with the offline judge."""
+    root = home() / "validations"
+    files = sorted((root / _slug(judge)).glob("*.json"))
+    legacy = root / f"{_slug(judge)}.json"  # before validations were kept per labels file
+    found = [parse_validation(json.loads(f.read_text())) for f in
+             [*files, *([legacy] if legacy.is_file() else [])]]
     if judge.startswith("offline:"):
         from petridish.judges.offline import shipped_validation
 
-        return shipped_validation(judge)
-    return None
+        shipped = shipped_validation(judge)
+        if shipped and all(v.labels_sha != shipped.labels_sha for v in found):
+            found.append(shipped)
+    return found
+
+
+def load_validation(judge: str) -> Validation | None:
+    found = load_validations(judge)
+    return found[0] if found else None
 
 
 def judge_caption(judge: str) -> str:
-    """The judge's id and its agreement with labelled data, shown beside every rate."""
-    v = load_validation(judge)
-    if v is None:
+    """The judge's id and its agreement with each labels file it was validated on (rubric
+    AUROC and Spearman, EM precision and recall), shown beside every rate."""
+    found = load_validations(judge)
+    if not found:
         return (f"judge {judge}: not validated; run `petridish judge validate --judge ... "
                 "--labels builtin:heldout`")
-    return (f"judge {judge}, validated on {Path(v.labels).name}: "
-            + "; ".join(v.line(a.rubric) for a in v.rubrics
-                        if a.rubric in ("alignment", "coherence", "bad_stuff")))
+    parts = []
+    for v in found:
+        text = f"on {Path(v.labels).name}: " + "; ".join(
+            v.line(a.rubric) for a in v.rubrics if a.rubric in ("alignment", "coherence"))
+        if v.em is not None:
+            p = "-" if v.em.precision is None else f"{v.em.precision:.2f}"
+            r = "-" if v.em.recall is None else f"{v.em.recall:.2f}"
+            text += f"; EM precision {p}, recall {r} (n={v.em.n}, {v.em.tp + v.em.fn} EM)"
+        parts.append(text)
+    return f"judge {judge}, validated " + " | ".join(parts)
