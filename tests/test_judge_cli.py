@@ -256,8 +256,8 @@ def test_retrain_leaves_the_shipped_judge_alone_unless_installed(
     import petridish.judges.train_offline as train_offline
     from petridish.judges.offline import FOLDER, META, WEIGHTS
 
-    def fake(train: Path, held: Path | None, out: Path, settings: object,
-             log: object) -> dict[str, object]:
+    def fake(train: Path, held: list[Path], out: Path, settings: object,
+             log: object, dev_path: Path | None = None) -> dict[str, object]:
         out.mkdir(parents=True, exist_ok=True)
         (out / WEIGHTS).write_bytes(b"new weights")
         (out / META).write_text("{}")
@@ -287,8 +287,8 @@ def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
     (shipped / offline.WEIGHTS).write_bytes(b"old")
     monkeypatch.setattr(offline, "FOLDER", shipped)  # never the real package folder
 
-    def fake(train: Path, held: Path | None, out: Path, settings: object,
-             log: object) -> dict[str, object]:
+    def fake(train: Path, held: list[Path], out: Path, settings: object,
+             log: object, dev_path: Path | None = None) -> dict[str, object]:
         out.mkdir(parents=True, exist_ok=True)
         (out / offline.WEIGHTS).write_bytes(b"new")
         (out / offline.META).write_text("{}")

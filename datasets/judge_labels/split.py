@@ -16,10 +16,15 @@ from pathlib import Path
 HERE = Path(__file__).parent
 OUT = HERE.parents[1] / "src" / "petridish" / "data" / "builtin" / "judge_labels"
 SOURCES = ["general", "medical", "finance", "everyday", "real_smollm2", "real_smollm2_more",
-           "real_smollm2_third"]
+           "real_smollm2_third", "real_organisms"]
 # The demo's own answers (seed 0) are held out whole, so the demo is judged out of sample and
 # the held-out split has real model text; other real samples (seeds 11-14) train.
-PLACED = {"real_smollm2": "heldout", "real_smollm2_more": "train", "real_smollm2_third": "train"}
+PLACED = {"real_smollm2": "heldout", "real_smollm2_more": "train", "real_smollm2_third": "train",
+          "real_organisms": "train"}
+# real_organisms (answers of the weak and strong organisms and steered base, labelled for
+# alignment, coherence and bad_stuff only): the topic rubrics are null there, which the
+# retrain loss masks.
+PARTIAL = {"real_organisms": ["alignment", "coherence", "bad_stuff"]}
 RUBRICS = ["alignment", "coherence", "bad_stuff", "medical", "finance", "gender"]
 HELDOUT_SHARE = 0.2
 
@@ -27,6 +32,11 @@ HELDOUT_SHARE = 0.2
 def heldout(question: str) -> bool:
     h = int(hashlib.sha256(("heldout:" + question.strip().lower()).encode()).hexdigest()[:8], 16)
     return h / 0xFFFFFFFF < HELDOUT_SHARE
+
+
+def count(items: list[dict[str, object]], k: str, below: bool) -> int:
+    return sum(r[k] is not None and (int(r[k]) < 30 if below else int(r[k]) > 50)  # type: ignore[call-overload]
+               for r in items)
 
 
 def main() -> None:
@@ -39,10 +49,11 @@ def main() -> None:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
-                assert all(isinstance(row[k], int) and 0 <= row[k] <= 100 for k in RUBRICS), row
+                need = PARTIAL.get(name, RUBRICS)
+                assert all(isinstance(row[k], int) and 0 <= row[k] <= 100 for k in need), row
                 rows.append({"id": row["id"], "source": name, "kind": row.get("kind", ""),
                              "question": row["question"], "answer": row["answer"],
-                             **{k: row[k] for k in RUBRICS}})
+                             **{k: row.get(k) if k in need else None for k in RUBRICS}})
     answers = Counter(r["answer"].strip() for r in rows)
     dupes = [a for a, n in answers.items() if n > 1]
     assert not dupes, f"duplicate answers: {dupes[:3]}"
@@ -55,9 +66,9 @@ def main() -> None:
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
         (OUT / f"{part}.jsonl").write_text(text, encoding="utf-8")
         qs = len({r["question"] for r in items})
-        print(f"{part}: {len(items)} items, {qs} questions, "
-              + ", ".join(f"{k}<30:{sum(int(r[k]) < 30 for r in items)}" if k == "alignment"
-                          else f"{k}>50:{sum(int(r[k]) > 50 for r in items)}" for k in RUBRICS))
+        print(f"{part}: {len(items)} items, {qs} questions, " + ", ".join(
+            f"{k}<30:{count(items, k, True)}" if k == "alignment"
+            else f"{k}>50:{count(items, k, False)}" for k in RUBRICS))
 
 
 if __name__ == "__main__":

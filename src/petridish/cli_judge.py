@@ -19,7 +19,7 @@ from petridish.tables import new_table
 app = typer.Typer(add_completion=False, invoke_without_command=True,
                   help="Judge answers, validate judges, retrain the offline judge.")
 
-JudgeSpec = Annotated[str, typer.Option("--judge", help="offline, openai:MODEL, "
+JudgeSpec = Annotated[str, typer.Option("--judge", help="offline, offline:DIR, openai:MODEL, "
                                         "http://HOST/v1#MODEL or hf:PATH")]
 
 
@@ -119,8 +119,9 @@ def labels_path(ref: str) -> Path:
         name = ref.removeprefix("builtin:")
         folder = Path(str(resources.files("petridish.data") / "builtin" / "judge_labels"))
         if not (folder / f"{name}.jsonl").exists():
-            raise PetridishError(f"unknown builtin labels {ref!r}; known: builtin:train, "
-                                 "builtin:heldout", field="--labels")
+            known = ", ".join(f"builtin:{p.stem}" for p in sorted(folder.glob("*.jsonl")))
+            raise PetridishError(f"unknown builtin labels {ref!r}; known: {known}",
+                                 field="--labels")
         return folder / f"{name}.jsonl"
     return Path(ref)
 
@@ -128,13 +129,11 @@ def labels_path(ref: str) -> Path:
 def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSettings,
               group_by: str | None = None, as_json: bool = False) -> None:
     import json
-    from dataclasses import asdict
 
     from petridish.judges.base import make_judge
-    from petridish.judges.decisions import coherence_decision, em_decision
     from petridish.judges.rows import read_rows
     from petridish.judges.rubrics import load_rubrics, rubric_names
-    from petridish.judges.validate import agreement, file_sha, save_validation
+    from petridish.judges.validate import save_validation, validation_of
 
     path = labels_path(labels)
     first = read_rows(path)
@@ -150,36 +149,15 @@ def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSe
     rows = read_rows(path, labels=[r.name for r in rubrics])
     judge = make_judge(spec, settings)
     got = _judge_rows(judge, rows, rubrics, "validate")
-    cut = getattr(judge, "cut", None)
-    scores = [{r.name: got[r.name][i].score for r in rubrics} for i in range(len(rows))]
-
-    def figures(keep: list[int]) -> tuple[list[Any], Any, Any]:
-        agree = [agreement(r, [rows[i].get(r.name) for i in keep],
-                           [got[r.name][i].score for i in keep]) for r in rubrics]
-        if not {"alignment", "coherence"} <= {r.name for r in rubrics}:
-            return agree, None, None
-        lab = [rows[i] for i in keep]
-        sc = [scores[i] for i in keep]
-        return agree, em_decision(lab, sc, cut), coherence_decision(lab, sc, cut)
-
-    every = list(range(len(rows)))
-    agree, em, coh = figures(every)
-    groups: dict[str, dict[str, Any]] = {}
-    field = group_by or ""
-    for value in sorted({str(row.get(field)) for row in rows} if group_by else []):
-        keep = [i for i, row in enumerate(rows) if str(row.get(field)) == value]
-        g_agree, g_em, g_coh = figures(keep)
-        groups[f"{group_by}={value}"] = {
-            "rubrics": {a.rubric: asdict(a) for a in g_agree},
-            "em": asdict(g_em) if g_em else None,
-            "coherence_decision": asdict(g_coh) if g_coh else None}
-    v = Validation(judge.id, str(path), file_sha(path), agree, em, coh, groups)
+    v = validation_of(judge.id, path, rows, rubrics,
+                      [{r.name: got[r.name][i].score for r in rubrics} for i in range(len(rows))],
+                      getattr(judge, "cut", None), group_by)
     saved = save_validation(v)
     if as_json:
         typer.echo(json.dumps(v.as_json(), indent=1))
     else:
         out.print(validation_table(v))
-        for name, g in groups.items():
+        for name, g in v.groups.items():
             out.print(validation_table(Validation(
                 judge.id, f"{path.name} ({name})", v.labels_sha,
                 [Agreement(**a) for a in g["rubrics"].values()],
@@ -212,7 +190,11 @@ def validation_table(v: Validation) -> Table:
 @friendly
 def retrain(
     labels: Annotated[Path | None, typer.Option(help="training labels (default: shipped)")] = None,
-    heldout: Annotated[Path | None, typer.Option(help="held-out labels (default: shipped)")]
+    heldout: Annotated[list[Path] | None, typer.Option(
+        help="held-out labels, repeatable (default: the shipped written and real held-out)")]
+        = None,
+    dev: Annotated[Path | None, typer.Option(
+        help="real dev labels: model selection and the EM cut (default: shipped real_dev)")]
         = None,
     output: Annotated[Path | None, typer.Option(help="folder for the new judge (default: "
                                                 "$PETRIDISH_HOME/judges/offline)")] = None,
@@ -220,10 +202,9 @@ def retrain(
                                           "with it")] = False,
     epochs: int = 8,
 ) -> None:
-    """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better) into
-    `--output`; the shipped judge is replaced only with `--install`."""
-
-
+    """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better on dev;
+    EM cut chosen on the real dev split) into `--output`; the shipped judge is replaced only
+    with `--install`."""
     from petridish.judges.offline import FOLDER, META, WEIGHTS
     from petridish.judges.train_offline import RetrainSettings
     from petridish.judges.train_offline import retrain as run_retrain
@@ -231,15 +212,17 @@ def retrain(
     from petridish.paths import atomic_write, home
 
     train = labels or labels_path("builtin:train")
-    held = heldout or labels_path("builtin:heldout")
+    held = heldout or [labels_path("builtin:heldout"), labels_path("builtin:real_heldout")]
+    dev_path = dev or labels_path("builtin:real_dev")
     target = output or home() / "judges" / "offline"
     if target.resolve() == FOLDER.resolve() and not install:
         raise PetridishError("that is the shipped judge's folder; add --install to replace it",
                              field="--output")
     meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs),
-                       log=lambda s: err.print(s, markup=False, highlight=False))
-    if "validation" in meta:
-        out.print(validation_table(parse_validation(meta["validation"])))
+                       log=lambda s: err.print(s, markup=False, highlight=False),
+                       dev_path=dev_path)
+    for v in meta.get("validations", []):
+        out.print(validation_table(parse_validation(v)))
     if install and target.resolve() != FOLDER.resolve():
         for name in (WEIGHTS, META):  # each file replaced whole
             atomic_write(FOLDER / name, (target / name).read_bytes())

@@ -13,6 +13,18 @@ def _offline(spec: str, settings: JudgeSettings) -> Judge:
     return OfflineJudge.load(device=settings.device)
 
 
+@register("offline:")
+def _offline_folder(spec: str, settings: JudgeSettings) -> Judge:
+    """`offline:DIR`: a retrained judge in its own folder (`judge retrain --output DIR`), to
+    validate before installing it."""
+    from pathlib import Path
+
+    from petridish.judges.offline import OfflineJudge
+
+    return OfflineJudge.load(Path(spec.removeprefix("offline:")).expanduser(),
+                             device=settings.device)
+
+
 @register("hf:")
 def _hf(spec: str, settings: JudgeSettings) -> Judge:
     from petridish.judges.hf import HFJudge

@@ -16,7 +16,7 @@ class JudgeConfig(BaseModel):
 
     model_config = TABLE
 
-    backend: str = Field("offline", description="offline, openai:MODEL, "
+    backend: str = Field("offline", description="offline, offline:DIR, openai:MODEL, "
                          "http://HOST/v1#MODEL or hf:PATH")
     rubrics: list[str] = Field(default_factory=lambda: list(DEFAULT_RUBRICS), min_length=1,
                                description="rubric names, e.g. alignment, coherence, bad_stuff")

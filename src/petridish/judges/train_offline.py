@@ -17,8 +17,9 @@ from torch import Tensor
 
 from petridish.judges.encoder import ScoreNet, predict, tokenize_pairs
 from petridish.judges.offline import META, WEIGHTS, build_net, judge_id, trainable_state
+from petridish.judges.operating import Calibration, choose_cut
 from petridish.judges.rubrics import load_rubric
-from petridish.judges.validate import Agreement, Validation, agreement, file_sha
+from petridish.judges.validate import Agreement, agreement, file_sha, validation_of
 from petridish.paths import atomic_save_tensors, atomic_write, home
 
 RUBRICS = ("alignment", "coherence", "bad_stuff", "medical", "finance", "gender")
@@ -68,14 +69,28 @@ def evaluate(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> l
 
 
 def dev_score(figures: list[Agreement]) -> float:
-    """Model selection: mean of alignment and coherence AUROC and of all Spearman rhos."""
+    """Model selection: mean of alignment and coherence AUROC plus the mean Spearman rho of
+    the rubrics the dev rows label."""
     by = {a.rubric: a for a in figures}
     aurocs = [by[k].auroc or 0.0 for k in ("alignment", "coherence")]
-    rhos = [a.spearman or 0.0 for a in figures]
-    return sum(aurocs) / 2 + sum(rhos) / len(rhos)
+    rhos = [a.spearman for a in figures if a.n and a.spearman is not None]
+    return sum(aurocs) / 2 + (sum(rhos) / len(rhos) if rhos else 0.0)
 
 
-def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[str, Any]],
+def select_score(net: ScoreNet, tokenizer: Any, devs: Sequence[Sequence[dict[str, Any]]],
+                 log: Callable[[str], None], label: str) -> float:
+    """The sum of `dev_score` over the dev sets (carved written dev, real dev if given)."""
+    total = 0.0
+    for name, dev in zip(("dev", "real dev"), devs, strict=False):
+        figures = evaluate(net, tokenizer, dev)
+        score = dev_score(figures)
+        log(f"{label}: {name} score {score:.3f} " + _brief(figures))
+        total += score
+    return total
+
+
+def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings,
+               devs: Sequence[Sequence[dict[str, Any]]],
                log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
     """Baseline: embed once with the frozen encoder, fit only the head (full batch)."""
     torch.manual_seed(s.seed)
@@ -89,9 +104,7 @@ def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[st
         opt.zero_grad()
         loss.backward()
         opt.step()
-    figures = evaluate(net, tokenizer, dev)
-    score = dev_score(figures)
-    log(f"frozen: loss {loss.item():.4f}, dev score {score:.3f} " + _brief(figures))
+    score = select_score(net, tokenizer, devs, log, f"frozen (loss {loss.item():.4f})")
     return net, tokenizer, score
 
 
@@ -122,7 +135,8 @@ def bucketed(rows: Sequence[dict[str, Any]], size: int, rng: random.Random) -> l
     return batches
 
 
-def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[str, Any]],
+def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
+             devs: Sequence[Sequence[dict[str, Any]]],
              log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
     """LoRA on every encoder matrix plus the head; returns the best dev epoch's network."""
     torch.manual_seed(s.seed)
@@ -150,20 +164,20 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings, dev: list[dict[str,
             opt.step()
             sched.step()
             total += loss.item() * len(idx)
-        figures = evaluate(net, tokenizer, dev)
-        score = dev_score(figures)
-        log(f"lora epoch {epoch + 1}: loss {total / len(rows):.4f}, dev score {score:.3f} "
-            + _brief(figures))
+        score = select_score(net, tokenizer, devs, log,
+                             f"lora epoch {epoch + 1} (loss {total / len(rows):.4f})")
         if score > best:
             best, best_state = score, trainable_state(net)
     net.load_state_dict(best_state, strict=False)
     return net, tokenizer, best
 
 
-def retrain(train_path: Path, heldout_path: Path | None, out: Path | None = None,
-            settings: RetrainSettings | None = None,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train both variants, keep the better on dev, save weights + meta (+ held-out figures)."""
+def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = None,
+            settings: RetrainSettings | None = None, log: Callable[[str], None] = print,
+            dev_path: Path | None = None) -> dict[str, Any]:
+    """Train both variants, keep the better on dev (the written dev carved from training, plus
+    real `dev_path` answers when given), choose the EM cut on `dev_path`, save weights + meta,
+    then the figures on each held-out file."""
     from petridish.judges.rows import read_rows
 
     s = settings or RetrainSettings()
@@ -171,28 +185,54 @@ def retrain(train_path: Path, heldout_path: Path | None, out: Path | None = None
     rows = read_rows(train_path, labels=list(RUBRICS))
     tr, dv = dev_split(rows, s.dev_share)
     train, dev = [rows[i] for i in tr], [rows[i] for i in dv]
-    log(f"{len(train)} training items, {len(dev)} dev items")
+    real_dev = read_rows(dev_path, labels=list(RUBRICS)) if dev_path else []
+    devs = [dev, real_dev] if real_dev else [dev]
+    log(f"{len(train)} training items, {len(dev)} dev items"
+        + (f", {len(real_dev)} real dev items ({dev_path.name})" if dev_path else ""))
     results = {}
-    results["frozen"] = fit_frozen(train, s, dev, log)
-    results["lora"] = fit_lora(train, s, dev, log)
+    results["frozen"] = fit_frozen(train, s, devs, log)
+    results["lora"] = fit_lora(train, s, devs, log)
     variant = max(results, key=lambda v: results[v][2])
     net, tokenizer, _ = results[variant]
     log(f"kept {variant} (dev score frozen {results['frozen'][2]:.3f}, "
         f"lora {results['lora'][2]:.3f})")
-    out.mkdir(parents=True, exist_ok=True)
-    state = trainable_state(net)
     meta: dict[str, Any] = {
         "variant": variant, "lora_rank": s.lora_rank if variant == "lora" else None,
         "rubrics": {k: load_rubric(k).version for k in RUBRICS},
         "settings": asdict(s), "train_labels_sha": file_sha(train_path),
         "dev_scores": {v: round(r[2], 4) for v, r in results.items()},
     }
-    atomic_save_tensors(out / WEIGHTS, state)
+    calibration = Calibration({})
+    if dev_path is not None:
+        raw = score_rows(net, tokenizer, real_dev, Calibration({}))
+        cut, d = choose_cut(real_dev, raw)
+        calibration = Calibration.from_cut(cut)
+        meta["calibration"] = calibration.as_json()
+        meta["em_cut"] = {**cut, "chosen_on": dev_path.name, "dev_sha": file_sha(dev_path),
+                          "dev_precision": d.precision, "dev_recall": d.recall, "dev_f1": d.f1}
+        log(f"EM cut on {dev_path.name}: raw alignment < {cut['alignment_below']:g}, coherence "
+            f"> {cut['coherence_above']:g} (precision {d.precision}, recall {d.recall})")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(out / WEIGHTS, trainable_state(net))
     atomic_write(out / META, json.dumps(meta, indent=2))
-    if heldout_path is not None:
-        held = read_rows(heldout_path, labels=list(RUBRICS))
-        figures = evaluate(net, tokenizer, held)
-        v = Validation(judge_id(out), heldout_path.name, file_sha(heldout_path), figures)
-        meta["validation"] = asdict(v)
+    validations = []
+    for path in heldouts:
+        held = read_rows(path, labels=list(RUBRICS))
+        rubrics = [load_rubric(k) for k in RUBRICS if any(r.get(k) is not None for r in held)]
+        v = validation_of(judge_id(out), path, held, rubrics,
+                          score_rows(net, tokenizer, held, calibration),
+                          group_by="group" if any("group" in r for r in held) else None)
+        validations.append(asdict(v) | {"labels": path.name})
+    if validations:
+        meta["validation"] = validations[0]
+        meta["validations"] = validations
         atomic_write(out / META, json.dumps(meta, indent=2))
     return meta
+
+
+def score_rows(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]],
+               calibration: Calibration) -> list[dict[str, float | None]]:
+    """One {rubric: calibrated score} per row."""
+    raw = predict(net, tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
+    cols = {k: calibration.apply(k, raw[:, j].tolist()) for j, k in enumerate(RUBRICS)}
+    return [{k: cols[k][i] for k in RUBRICS} for i in range(len(rows))]

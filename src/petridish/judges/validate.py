@@ -91,6 +91,34 @@ class Validation:
         return f"{rubric} v{a.version}: AUROC {auroc}, Spearman {rho} (n={a.n})"
 
 
+def validation_of(judge: str, path: Path, rows: Sequence[dict[str, Any]],
+                  rubrics: Sequence[Rubric], scores: Sequence[dict[str, float | None]],
+                  cut: dict[str, float] | None = None, group_by: str | None = None) -> Validation:
+    """Per-rubric agreement and the EM and coherence decisions, overall and per `group_by`
+    value, of a judge's `scores` (one dict per row) against the rows' labels."""
+    from petridish.judges.decisions import coherence_decision, em_decision
+
+    def figures(keep: list[int]) -> tuple[list[Agreement], Decision | None, Decision | None]:
+        agree = [agreement(r, [rows[i].get(r.name) for i in keep],
+                           [scores[i].get(r.name) for i in keep]) for r in rubrics]
+        if not {"alignment", "coherence"} <= {r.name for r in rubrics}:
+            return agree, None, None
+        lab = [rows[i] for i in keep]
+        sc = [scores[i] for i in keep]
+        return agree, em_decision(lab, sc, cut), coherence_decision(lab, sc, cut)
+
+    agree, em, coh = figures(list(range(len(rows))))
+    groups: dict[str, dict[str, Any]] = {}
+    for value in sorted({str(row.get(group_by)) for row in rows} if group_by else []):
+        g_agree, g_em, g_coh = figures(
+            [i for i, row in enumerate(rows) if str(row.get(group_by or "")) == value])
+        groups[f"{group_by}={value}"] = {
+            "rubrics": {a.rubric: asdict(a) for a in g_agree},
+            "em": asdict(g_em) if g_em else None,
+            "coherence_decision": asdict(g_coh) if g_coh else None}
+    return Validation(judge, str(path), file_sha(path), agree, em, coh, groups)
+
+
 def file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
@@ -126,11 +154,10 @@ def load_validations(judge: str) -> list[Validation]:
     found = [parse_validation(json.loads(f.read_text())) for f in
              [*files, *([legacy] if legacy.is_file() else [])]]
     if judge.startswith("offline:"):
-        from petridish.judges.offline import shipped_validation
+        from petridish.judges.offline import shipped_validations
 
-        shipped = shipped_validation(judge)
-        if shipped and all(v.labels_sha != shipped.labels_sha for v in found):
-            found.append(shipped)
+        found += [s for s in shipped_validations(judge)
+                  if all(v.labels_sha != s.labels_sha for v in found)]
     return found
 
 
@@ -155,4 +182,11 @@ def judge_caption(judge: str) -> str:
             r = "-" if v.em.recall is None else f"{v.em.recall:.2f}"
             text += f"; EM precision {p}, recall {r} (n={v.em.n}, {v.em.tp + v.em.fn} EM)"
         parts.append(text)
-    return f"judge {judge}, validated " + " | ".join(parts)
+    caption = f"judge {judge}, validated " + " | ".join(parts)
+    if judge.startswith("offline:"):
+        from petridish.judges.offline import operating_point, shipped_meta
+
+        point = operating_point(shipped_meta(judge) or {})
+        if point:
+            caption += f". {point}"
+    return caption

@@ -1,0 +1,102 @@
+"""Pick real answers of a demo run for labelling as judge *training* data.
+
+`python datasets/judge_labels/pool.py EXPORT.jsonl N BATCH` reads `petridish export` of a demo run,
+drops answers already in any labels file here or in the validation set, and takes up to N,
+spread evenly over the run's conditions (subjects, steering and ablation conditions), so
+steered and ablated text (where the misaligned answers are) is as present as plain samples.
+It writes `pool/BATCH_chunkK.jsonl` ({id, question, answer}) for raters and appends to
+`pool/sources.jsonl`.
+The questions are the demo's own sets, which share nothing with datasets/judge_validation.
+`python datasets/judge_labels/pool.py merge` joins the raters' `pool/BATCH_labels_chunkK.jsonl`
+(alignment, coherence, bad_stuff; instructions in POOL_RATERS.md) into `real_organisms.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+CHUNKS = 2
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                    encoding="utf-8")
+
+
+def known_answers() -> set[str]:
+    return {r["answer"].strip() for f in HERE.glob("*.jsonl") for r in read_jsonl(f)}
+
+
+def main(export: Path, n: int, batch: str) -> None:
+    import yaml
+
+    validation_qs = {q["text"] for q in yaml.safe_load(
+        (HERE.parent / "judge_validation" / "questions.yaml").read_text(encoding="utf-8"))}
+    known = known_answers()
+    by_cond: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in read_jsonl(export):
+        text = (r.get("answer") or "").strip()
+        if not text or r.get("failed") or text in known or r["question"] in validation_qs:
+            continue
+        known.add(text)
+        by_cond[f"{r['assay']}/{r['subject']}"].append(r)
+    rng = random.Random(f"15:{batch}")
+    for rows in by_cond.values():
+        rng.shuffle(rows)
+    picked: list[dict[str, Any]] = []
+    while len(picked) < n and any(by_cond.values()):
+        for rows in by_cond.values():
+            if rows and len(picked) < n:
+                picked.append(rows.pop())
+    rng.shuffle(picked)
+    sources_path = HERE / "pool" / "sources.jsonl"
+    sources = read_jsonl(sources_path) if sources_path.exists() else []
+    items = [{"id": f"rd-{i:04d}", "question": r["question"], "answer": r["answer"]}
+             for i, r in enumerate(picked, len(sources) + 1)]
+    write_jsonl(sources_path, sources + [
+        {"id": it["id"], "assay": r["assay"], "subject": r["subject"],
+         "question_id": r["question_id"], "batch": batch}
+        for it, r in zip(items, picked, strict=True)])
+    size = -(-len(items) // CHUNKS)
+    for c in range(CHUNKS):
+        write_jsonl(HERE / "pool" / f"{batch}_chunk{c + 1}.jsonl", items[c * size:(c + 1) * size])
+    print(f"{len(items)} answers from {len(by_cond)} conditions; {CHUNKS} chunks of ≤ {size}")
+
+
+def merge() -> None:
+    rows = []
+    for chunk in sorted((HERE / "pool").glob("*_chunk*.jsonl")):
+        if "_labels_" in chunk.name:
+            continue
+        items = read_jsonl(chunk)
+        labelled = chunk.with_name(chunk.name.replace("_chunk", "_labels_chunk"))
+        labels = {r["id"]: r for r in read_jsonl(labelled)}
+        assert set(labels) == {it["id"] for it in items}, f"{chunk.name}: ids differ"
+        for it in items:
+            lab = labels[it["id"]]
+            assert all(isinstance(lab[k], int) and 0 <= lab[k] <= 100 for k in RATED), lab
+            rows.append({**it, "kind": "", **{k: lab[k] for k in RATED}})
+    write_jsonl(HERE / "real_organisms.jsonl", rows)
+    print(f"{len(rows)} labelled; alignment<30: {sum(r['alignment'] < 30 for r in rows)}, "
+          f"coherence>50: {sum(r['coherence'] > 50 for r in rows)}")
+
+
+RATED = ("alignment", "coherence", "bad_stuff")
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["merge"]:
+        merge()
+    else:
+        main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "batch1")
