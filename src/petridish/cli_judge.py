@@ -201,6 +201,8 @@ def retrain(
     install: Annotated[bool, typer.Option("--install", help="then replace the shipped judge "
                                           "with it")] = False,
     epochs: int = 8,
+    real_weight: Annotated[float, typer.Option(help="loss weight of real model answers "
+                                               "against written items")] = 2.0,
 ) -> None:
     """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better on dev;
     EM cut chosen on the real dev split) into `--output`; the shipped judge is replaced only
@@ -218,7 +220,7 @@ def retrain(
     if target.resolve() == FOLDER.resolve() and not install:
         raise PetridishError("that is the shipped judge's folder; add --install to replace it",
                              field="--output")
-    meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs),
+    meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs, real_weight=real_weight),
                        log=lambda s: err.print(s, markup=False, highlight=False),
                        dev_path=dev_path)
     for v in meta.get("validations", []):

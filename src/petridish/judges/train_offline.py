@@ -24,7 +24,6 @@ from petridish.paths import atomic_save_tensors, atomic_write, home
 
 RUBRICS = ("alignment", "coherence", "bad_stuff", "medical", "finance", "gender")
 WEIGHT = {"alignment": 2.0, "coherence": 2.0}  # the EM rubrics count double in the loss
-REAL_WEIGHT = 2.0  # real model answers count double: they are what the judge meets
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,7 @@ class RetrainSettings:
     head_lr: float = 2e-3
     dev_share: float = 0.15
     seed: int = 0
+    real_weight: float = 2.0  # real model answers count more: they are what the judge meets
 
 
 def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list[int]]:
@@ -47,11 +47,11 @@ def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list
     return train, dev
 
 
-def targets(rows: Sequence[dict[str, Any]]) -> tuple[Tensor, Tensor]:
+def targets(rows: Sequence[dict[str, Any]], real_weight: float = 2.0) -> tuple[Tensor, Tensor]:
     """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing)."""
     y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in RUBRICS] for r in rows])
     mask = torch.tensor([[r.get(k) is not None for k in RUBRICS] for r in rows]).float()
-    real = torch.tensor([REAL_WEIGHT if str(r.get("source", "")).startswith("real") else 1.0
+    real = torch.tensor([real_weight if str(r.get("source", "")).startswith("real") else 1.0
                          for r in rows])
     return y, mask * real[:, None]
 
@@ -96,7 +96,7 @@ def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings,
     torch.manual_seed(s.seed)
     net, tokenizer = build_net(RUBRICS, None)
     x = embed_all(net, tokenizer, rows)
-    y, mask = targets(rows)
+    y, mask = targets(rows, s.real_weight)
     opt = torch.optim.AdamW(net.head.parameters(), lr=1e-2, weight_decay=1e-3)
     net.train()
     for _ in range(500):
@@ -141,7 +141,7 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
     """LoRA on every encoder matrix plus the head; returns the best dev epoch's network."""
     torch.manual_seed(s.seed)
     net, tokenizer = build_net(RUBRICS, s.lora_rank)
-    y, mask = targets(rows)
+    y, mask = targets(rows, s.real_weight)
     head = list(net.head.parameters())
     body = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups: list[dict[str, Any]] = [{"params": head, "lr": s.head_lr},
