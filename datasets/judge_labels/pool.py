@@ -20,19 +20,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from petridish.data.formats import jsonl_values, read_text
+from petridish.paths import atomic_write
+
 HERE = Path(__file__).parent
 CHUNKS = 2
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return [v for _, v in jsonl_values(read_text(path), path)]
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                    encoding="utf-8")
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def known_answers() -> set[str]:

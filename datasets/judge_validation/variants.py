@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from petridish.judges.base import Item, make_judge
+from petridish.judges.base import Item, Judge, make_judge
 from petridish.judges.decisions import em_decision
 from petridish.judges.operating import Calibration, choose_cut
 from petridish.judges.rows import read_rows
@@ -23,8 +23,7 @@ LABELS = Path(__file__).resolve().parents[2] / "src/petridish/data/builtin/judge
 SPLITS = ("heldout", "real_dev", "real_heldout")
 
 
-def scores_of(spec: str, rows: list[dict[str, Any]]) -> list[dict[str, float | None]]:
-    judge = make_judge(spec)
+def scores_of(judge: Judge, rows: list[dict[str, Any]]) -> list[dict[str, float | None]]:
     got = judge.judge([Item(r["question"], r["answer"]) for r in rows],
                       load_rubrics("alignment,coherence"))
     return [{k: got[k][i].score for k in got} for i in range(len(rows))]
@@ -49,7 +48,7 @@ def main(specs: list[str]) -> None:
     for arg in specs:
         name, spec = arg.split("=", 1)
         judge = make_judge(spec)
-        scored = {s: scores_of(spec, rows) for s, rows in data.items()}
+        scored = {s: scores_of(judge, rows) for s, rows in data.items()}  # one load per judge
         for s in SPLITS:
             print(f"| {name} | {s} | {figures(data[s], scored[s])} |")
         if not getattr(judge, "meta", {}).get("em_cut"):
