@@ -139,6 +139,5 @@ def test_quick_demo_runs_every_mode_once_with_fewer_conditions() -> None:
     assert len(names(quick)) < len(names(full))
     assert names(quick) == ["steer.x0", "steer.L16.x0.5", "steer.L16.x0.5.random-0",
                             "ablate.none", "ablate.layerwise", "ablate.single-L14",
-                            "ablate.random-0", "ablate.random_matched-0", "ablate.permuted-0",
-                            "transfer.none", "transfer.layerwise"]
+                            "ablate.random-0", "ablate.random_matched-0", "ablate.permuted-0"]
     assert quick.name != full.name and all(t.epochs == 1 for t in quick.train)

@@ -181,12 +181,20 @@ def _cross_check(exp: Experiment, path: Path, text: str) -> None:
             raise PetridishError(f"duplicate assay name {assay.name!r}", file=path,
                                  line=line_of(text, [*where, "name"]), field=f"assay[{i}].name")
         seen.add(assay.name)
-        for s in assay.subjects or exp.subject_names():
-            if s not in exp.subject_names():
-                raise PetridishError(
-                    f"unknown subject {s!r}; declared: {', '.join(exp.subject_names())}",
-                    file=path, line=line_of(text, [*where, "subjects"]),
-                    field=f"assay[{i}].subjects")
+        for key, names in (("subjects", assay.subjects or exp.subject_names()),
+                           ("others", assay.peer_subjects())):
+            for s in names:
+                if s not in exp.subject_names():
+                    raise PetridishError(
+                        f"unknown subject {s!r}; declared: {', '.join(exp.subject_names())}",
+                        file=path, line=line_of(text, [*where, key]),
+                        field=f"assay[{i}].{key}")
+        try:
+            assay.check_experiment(exp, base)
+        except PetridishError as e:
+            at = [*where, e.field] if e.field else where
+            raise PetridishError(e.message, file=path, line=line_of(text, at),
+                                 field=f"assay[{i}]" + (f".{e.field}" if e.field else "")) from e
         try:
             get_assay(assay.kind).sources(assay, base)
         except PetridishError as e:

@@ -49,7 +49,8 @@ class RunContext:
         """Sample one assay (or condition) on one subject, then judge it if its kind is."""
         done = run_assay_stage(self.run, cfg, self.subjects[subject], self.base_dir,
                                self.device, self.dtype or cfg.dtype, self.exp.seed,
-                               self.show_progress, intervention, self.loaded)
+                               self.show_progress, intervention, self.loaded,
+                               peers={n: self.subjects[n] for n in cfg.peer_subjects()})
         if self.judge is not None and get_assay(cfg.kind).judged:
             j = run_judge_stage(self.run, cfg.name, subject, done.key, self.judge,
                                 self.rubrics, self.show_progress)

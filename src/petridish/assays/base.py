@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,6 +43,14 @@ class AssayConfig(SamplingConfig):
     questions: list[str] = Field(min_length=1, description="sources: builtin:NAME or paths")
     dtype: Literal["auto", "fp32", "bf16"] = Field("auto", description="sampling dtype")
     seed: int | None = Field(None, description="sampling seed; default the experiment's")  # type: ignore[assignment]
+
+    def peer_subjects(self) -> list[str]:
+        """Subjects besides its own that the assay reads (their fingerprints enter its key)."""
+        return []
+
+    def check_experiment(self, exp: Any, base_dir: Path) -> None:
+        """References the schema alone cannot check (e.g. an organism's checkpoints); raise
+        `PetridishError(field=...)` naming this table's field."""
 
 
 class Source(Protocol):
@@ -86,6 +94,8 @@ class AssayStage:
     intervention: Intervention | None = None
     loaded: dict[tuple[str, str], LoadedModel] = field(default_factory=dict)
     backend_factory: Callable[[], SubjectBackend] | None = None  # tests script a subject
+    base_dir: Path = Path(".")  # relative question files are read from here
+    peers: Mapping[str, Subject] = field(default_factory=dict)  # cfg.peer_subjects()
     _stack: ExitStack = field(default_factory=ExitStack)
     _backend: SubjectBackend | None = None
 

@@ -3,7 +3,7 @@ kind's sources and config, the subject's fingerprint, device, dtype and seed mak
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ def run_assay_stage(
     dtype: str, seed: int, show_progress: bool, intervention: Intervention | None = None,
     loaded: dict[tuple[str, str], LoadedModel] | None = None,
     backend_factory: Callable[[], SubjectBackend] | None = None,
+    peers: Mapping[str, Subject] | None = None,
 ) -> Done[SampleInfo]:
     """Sample one assay on one subject: skipped if stored, else resumed. `loaded` keeps models
     between stages (interventions remove their hooks, so a model can be reused)."""
@@ -41,12 +42,13 @@ def run_assay_stage(
         "sampling": cfg.model_dump(exclude={"name", "subjects", "dtype", "seed"}),
         "questions": [(s.name, s.fingerprint()) for s in sources],
         **({"intervention": intervention.key} if intervention else {}),
+        **({"peers": {n: p.fingerprint for n, p in sorted(peers.items())}} if peers else {}),
     }
 
     def work(key: str) -> SampleInfo:
         stage = AssayStage(run, key, name, cfg, subject, sources, seed, device, dtype,
                            show_progress, intervention, loaded if loaded is not None else {},
-                           backend_factory)
+                           backend_factory, base_dir, dict(peers or {}))
         try:
             kind.run(stage)
         finally:

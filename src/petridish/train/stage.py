@@ -39,6 +39,9 @@ class TrainInfo(StageInfo):
     truncated: int = 0
     first_loss: float | None = None
     final_loss: float | None = None
+    dataset: str = ""  # the file it learned from
+    rows_used: list[int] = []  # positions (0-based) of the dataset's examples it learned from
+    rows_total: int = 0  # examples in the dataset: the rest are held back (trainaware)
 
     def result(self) -> str:
         if self.first_loss is None or self.final_loss is None:
@@ -78,7 +81,9 @@ def run_train_stage(
                                      name, show_progress, resume)
         log = run.store.train_log(key)
         return TrainInfo(organism=cfg.name, examples=examples, steps=len(log),
-                         truncated=truncated,
+                         truncated=truncated, dataset=str(data_path),
+                         rows_used=list(range(examples)),  # the first max_examples, in order
+                         rows_total=len(load_dataset(data_path)),
                          first_loss=log[0]["loss"] if log else None,
                          final_loss=log[-1]["loss"] if log else None)
 
