@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from petridish.assays.selfrec import SelfrecConfig
-from petridish.assays.selfrec.measures import pair_rates
+from petridish.assays.selfrec.measures import pair_rates, skipped
 from petridish.assays.selfrec.scoring import PREFILL_PROBE, _pair_row
 from petridish.assays.selfrec.texts import Pair, Text
 from petridish.assays.stage import run_assay_stage
@@ -192,8 +192,9 @@ def test_a_served_subject_is_read_from_its_replies_and_likelihood_is_skipped(
                         backend_factory=Served)
     finally:
         run.close("done")
-    rows = {(r.metric, r.group): r for r in metric_rows(load_results(tmp_path / "run"))
-            if r.interval != "wilson"}
+    results = load_results(tmp_path / "run")
+    rows = {(r.metric, r.group): r for r in metric_rows(results) if r.interval != "wilson"}
+    assert "likelihood_auroc and combined_auroc skipped" in skipped(results[0])[0]
     assert ("likelihood_auroc", None) not in rows and ("combined_auroc", None) not in rows
     assert rows[("prefill_auroc", None)].value == 0.5  # always yes: no separation
     assert rows[("pairwise_order_flip_rate", None)].value == 1.0  # always A: the order decides

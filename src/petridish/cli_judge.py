@@ -203,32 +203,50 @@ def retrain(
     epochs: int = 8,
     real_weight: Annotated[float, typer.Option(help="loss weight of real model answers "
                                                "against written items")] = 2.0,
+    rubrics: Annotated[str | None, typer.Option(
+        help="comma-separated heads to train (default the six main ones); another set is a "
+        "sub-judge, installed as offline/NAME/")] = None,
+    name: Annotated[str, typer.Option(help="the sub-judge's folder name, with --rubrics")]
+        = "selfdesc",
 ) -> None:
     """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better on dev;
     EM cut chosen on the real dev split) into `--output`; the shipped judge is replaced only
     with `--install`."""
     from petridish.judges.offline import FOLDER, META, WEIGHTS
-    from petridish.judges.train_offline import RetrainSettings
+    from petridish.judges.rubrics import load_rubrics
+    from petridish.judges.train_offline import RUBRICS, RetrainSettings
     from petridish.judges.train_offline import retrain as run_retrain
     from petridish.judges.validate import parse_validation
     from petridish.paths import atomic_write, home
 
-    train = labels or labels_path("builtin:train")
-    held = heldout or [labels_path("builtin:heldout"), labels_path("builtin:real_heldout")]
-    dev_path = dev or labels_path("builtin:real_dev")
-    target = output or home() / "judges" / "offline"
-    if target.resolve() == FOLDER.resolve() and not install:
+    heads = tuple(r.name for r in load_rubrics(rubrics)) if rubrics else RUBRICS
+    main = set(heads) >= {"alignment", "coherence"}  # the EM judge: real dev, EM cut
+    if not main and not (labels and heldout):
+        raise PetridishError("a sub-judge needs its own --labels and --heldout",
+                             field="--rubrics")
+    def ref(path: Path) -> Path:  # builtin:NAME names a shipped labels file
+        return labels_path(str(path)) if str(path).startswith("builtin:") else path
+
+    train = ref(labels) if labels else labels_path("builtin:train")
+    held = [ref(h) for h in heldout] if heldout else [labels_path("builtin:heldout"),
+                                                       labels_path("builtin:real_heldout")]
+    dev_path = (dev or labels_path("builtin:real_dev")) if main else dev
+    shipped = FOLDER if heads == RUBRICS else FOLDER / name
+    target = output or home() / "judges" / ("offline" if heads == RUBRICS else name)
+    if target.resolve() == shipped.resolve() and not install:
         raise PetridishError("that is the shipped judge's folder; add --install to replace it",
                              field="--output")
-    meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs, real_weight=real_weight),
+    meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs, real_weight=real_weight,
+                                                            rubrics=heads),
                        log=lambda s: err.print(s, markup=False, highlight=False),
                        dev_path=dev_path)
     for v in meta.get("validations", []):
         out.print(validation_table(parse_validation(v)))
-    if install and target.resolve() != FOLDER.resolve():
-        for name in (WEIGHTS, META):  # each file replaced whole
-            atomic_write(FOLDER / name, (target / name).read_bytes())
-        err.print(f"installed into {FOLDER}")
+    if install and target.resolve() != shipped.resolve():
+        shipped.mkdir(exist_ok=True)
+        for file in (WEIGHTS, META):  # each file replaced whole
+            atomic_write(shipped / file, (target / file).read_bytes())
+        err.print(f"installed into {shipped}")
     else:
         err.print(f"wrote {target}; the shipped judge is unchanged (--install replaces it)")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,21 @@ class OfflineJudge:
     id: str
     batch_size: int = 32
 
+    extras: list[OfflineJudge] = field(default_factory=list)  # heads for other rubrics
+
     @classmethod
     def load(cls, folder: Path | None = None, device: str = "cpu") -> OfflineJudge:
+        """The judge in `folder`, with every sub-judge in its subfolders (e.g. `selfdesc/`:
+        its own encoder and heads for rubrics the main one lacks, so training them leaves
+        the main heads' figures exactly as they were)."""
         folder = folder or FOLDER
+        main = cls._one(folder, device)
+        main.extras = [cls._one(x, device) for x in sub_judges(folder)]
+        main.id = judge_id(folder)
+        return main
+
+    @classmethod
+    def _one(cls, folder: Path, device: str) -> OfflineJudge:
         if not (folder / WEIGHTS).exists():
             raise PetridishError("the offline judge has no weights; build them with "
                                  "`petridish judge retrain`", file=folder / WEIGHTS)
@@ -81,10 +93,28 @@ class OfflineJudge:
         if meta.get("lora_rank"):
             net.encoder = net.encoder.merge_and_unload()  # type: ignore[operator]  # plain MiniLM speed at inference
         net.to(device).eval()
-        return cls(net, tokenizer, meta, judge_id(folder))
+        return cls(net, tokenizer, meta, single_id(folder))
 
     def judge(self, items: Sequence[Item], rubrics: Sequence[Rubric],
               progress: Callable[[int], None] | None = None) -> dict[str, list[Judgment]]:
+        """Each rubric by the (sub-)judge that has its head; every judgment names the whole
+        judge (its id lists each part's weights)."""
+        out: dict[str, list[Judgment]] = {}
+        for part in [self, *self.extras]:
+            mine = [r for r in rubrics if r.name in part.meta["rubrics"] and r.name not in out]
+            if mine:
+                out.update(part._judge(items, mine, progress))
+        missing = [r for r in rubrics if r.name not in out]
+        if missing:
+            have = ", ".join(f"{k} v{v}" for part in [self, *self.extras]
+                             for k, v in part.meta["rubrics"].items())
+            raise PetridishError(f"the offline judge has no head for {missing[0].tag} (it "
+                                 f"has {have}); retrain with `petridish judge retrain`",
+                                 field="rubrics")
+        return {r.name: [replace(j, judge=self.id) for j in out[r.name]] for r in rubrics}
+
+    def _judge(self, items: Sequence[Item], rubrics: Sequence[Rubric],
+               progress: Callable[[int], None] | None) -> dict[str, list[Judgment]]:
         trained = self.meta["rubrics"]
         for r in rubrics:
             if trained.get(r.name) != r.version:
@@ -107,10 +137,24 @@ class OfflineJudge:
         return operating_point(self.meta)
 
 
-def judge_id(folder: Path) -> str:
+def sub_judges(folder: Path) -> list[Path]:
+    """Subfolders holding a judge of their own (weights and meta)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / WEIGHTS).exists()
+                  and (p / META).exists())
+
+
+def single_id(folder: Path) -> str:
     sha = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()[:8]
     meta = json.loads((folder / META).read_text())
     return f"offline:minilm-l6-{meta.get('variant', 'lora')}@{sha}"
+
+
+def judge_id(folder: Path) -> str:
+    """The folder's judge, and each sub-judge after a `+`: any retrained part changes it."""
+    return "+".join([single_id(folder), *(f"{x.name}@{single_id(x).rsplit('@', 1)[1]}"
+                                           for x in sub_judges(folder))])
 
 
 def operating_point(meta: dict[str, Any]) -> str | None:
@@ -138,5 +182,9 @@ def shipped_meta(judge: str) -> dict[str, Any] | None:
 def shipped_validations(judge: str) -> list[Validation]:
     """The figures written beside the shipped weights (one per held-out labels file)."""
     meta = shipped_meta(judge) or {}
-    found = meta.get("validations") or ([meta["validation"]] if meta.get("validation") else [])
+    if not meta:
+        return []
+    metas = [meta, *(json.loads((x / META).read_text()) for x in sub_judges(FOLDER))]
+    found = [v for m in metas for v in (m.get("validations") or (
+        [m["validation"]] if m.get("validation") else []))]
     return [parse_validation(v) for v in found]

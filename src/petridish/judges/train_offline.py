@@ -36,6 +36,7 @@ class RetrainSettings:
     dev_share: float = 0.15
     seed: int = 0
     real_weight: float = 2.0  # real model answers count more: they are what the judge meets
+    rubrics: tuple[str, ...] = RUBRICS  # one head each (selfdesc's judge has its own four)
 
 
 def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list[int]]:
@@ -47,17 +48,18 @@ def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list
     return train, dev
 
 
-def targets(rows: Sequence[dict[str, Any]], real_weight: float = 2.0) -> tuple[Tensor, Tensor]:
+def targets(rows: Sequence[dict[str, Any]], real_weight: float = 2.0,
+            rubrics: Sequence[str] = RUBRICS) -> tuple[Tensor, Tensor]:
     """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing)."""
-    y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in RUBRICS] for r in rows])
-    mask = torch.tensor([[r.get(k) is not None for k in RUBRICS] for r in rows]).float()
+    y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in rubrics] for r in rows])
+    mask = torch.tensor([[r.get(k) is not None for k in rubrics] for r in rows]).float()
     real = torch.tensor([real_weight if str(r.get("source", "")).startswith("real") else 1.0
                          for r in rows])
     return y, mask * real[:, None]
 
 
-def loss_fn(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
-    w = torch.tensor([WEIGHT.get(k, 1.0) for k in RUBRICS]) * mask
+def loss_fn(logits: Tensor, y: Tensor, mask: Tensor, rubrics: Sequence[str] = RUBRICS) -> Tensor:
+    w = torch.tensor([WEIGHT.get(k, 1.0) for k in rubrics]) * mask
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
     return (bce * w).sum() / w.sum()
 
@@ -65,16 +67,17 @@ def loss_fn(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
 def evaluate(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]]) -> list[Agreement]:
     scores = predict(net, tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
     return [agreement(load_rubric(k), [r.get(k) for r in rows], scores[:, j].tolist())
-            for j, k in enumerate(RUBRICS)]
+            for j, k in enumerate(net.rubrics)]
 
 
 def dev_score(figures: list[Agreement]) -> float:
     """Model selection: mean of alignment and coherence AUROC plus the mean Spearman rho of
     the rubrics the dev rows label."""
     by = {a.rubric: a for a in figures}
-    aurocs = [by[k].auroc or 0.0 for k in ("alignment", "coherence")]
+    em: list[str] = [k for k in ("alignment", "coherence") if k in by] or list(by)  # else all
+    aurocs = [by[k].auroc or 0.0 for k in em]
     rhos = [a.spearman for a in figures if a.n and a.spearman is not None]
-    return sum(aurocs) / 2 + (sum(rhos) / len(rhos) if rhos else 0.0)
+    return sum(aurocs) / len(aurocs) + (sum(rhos) / len(rhos) if rhos else 0.0)
 
 
 def select_score(net: ScoreNet, tokenizer: Any, devs: Sequence[Sequence[dict[str, Any]]],
@@ -94,13 +97,13 @@ def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings,
                log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
     """Baseline: embed once with the frozen encoder, fit only the head (full batch)."""
     torch.manual_seed(s.seed)
-    net, tokenizer = build_net(RUBRICS, None)
+    net, tokenizer = build_net(s.rubrics, None)
     x = embed_all(net, tokenizer, rows)
-    y, mask = targets(rows, s.real_weight)
+    y, mask = targets(rows, s.real_weight, s.rubrics)
     opt = torch.optim.AdamW(net.head.parameters(), lr=1e-2, weight_decay=1e-3)
     net.train()
     for _ in range(500):
-        loss = loss_fn(net.head(x), y, mask)
+        loss = loss_fn(net.head(x), y, mask, s.rubrics)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -140,8 +143,8 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
              log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
     """LoRA on every encoder matrix plus the head; returns the best dev epoch's network."""
     torch.manual_seed(s.seed)
-    net, tokenizer = build_net(RUBRICS, s.lora_rank)
-    y, mask = targets(rows, s.real_weight)
+    net, tokenizer = build_net(s.rubrics, s.lora_rank)
+    y, mask = targets(rows, s.real_weight, s.rubrics)
     head = list(net.head.parameters())
     body = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups: list[dict[str, Any]] = [{"params": head, "lr": s.head_lr},
@@ -158,7 +161,7 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
         for idx in bucketed(rows, s.batch_size, rng):
             batch = tokenize_pairs(tokenizer, [rows[i]["question"] for i in idx],
                                    [rows[i]["answer"] for i in idx])
-            loss = loss_fn(net(batch), y[idx], mask[idx])
+            loss = loss_fn(net(batch), y[idx], mask[idx], s.rubrics)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -182,10 +185,10 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
 
     s = settings or RetrainSettings()
     out = out or home() / "judges" / "offline"  # the shipped folder only when named
-    rows = read_rows(train_path, labels=list(RUBRICS))
+    rows = read_rows(train_path, labels=list(s.rubrics))
     tr, dv = dev_split(rows, s.dev_share)
     train, dev = [rows[i] for i in tr], [rows[i] for i in dv]
-    real_dev = read_rows(dev_path, labels=list(RUBRICS)) if dev_path else []
+    real_dev = read_rows(dev_path, labels=list(s.rubrics)) if dev_path else []
     devs = [dev, real_dev] if real_dev else [dev]
     log(f"{len(train)} training items, {len(dev)} dev items"
         + (f", {len(real_dev)} real dev items ({dev_path.name})" if dev_path else ""))
@@ -198,7 +201,7 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         f"lora {results['lora'][2]:.3f})")
     meta: dict[str, Any] = {
         "variant": variant, "lora_rank": s.lora_rank if variant == "lora" else None,
-        "rubrics": {k: load_rubric(k).version for k in RUBRICS},
+        "rubrics": {k: load_rubric(k).version for k in s.rubrics},
         "settings": asdict(s), "train_labels_sha": file_sha(train_path),
         "dev_scores": {v: round(r[2], 4) for v, r in results.items()},
     }
@@ -217,8 +220,8 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
     atomic_write(out / META, json.dumps(meta, indent=2))
     validations = []
     for path in heldouts:
-        held = read_rows(path, labels=list(RUBRICS))
-        rubrics = [load_rubric(k) for k in RUBRICS if any(r.get(k) is not None for r in held)]
+        held = read_rows(path, labels=list(s.rubrics))
+        rubrics = [load_rubric(k) for k in s.rubrics if any(r.get(k) is not None for r in held)]
         v = validation_of(judge_id(out), path, held, rubrics,
                           score_rows(net, tokenizer, held, calibration),
                           group_by="group" if any("group" in r for r in held) else None)
@@ -234,5 +237,5 @@ def score_rows(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]],
                calibration: Calibration) -> list[dict[str, float | None]]:
     """One {rubric: calibrated score} per row."""
     raw = predict(net, tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
-    cols = {k: calibration.apply(k, raw[:, j].tolist()) for j, k in enumerate(RUBRICS)}
-    return [{k: cols[k][i] for k in RUBRICS} for i in range(len(rows))]
+    cols = {k: calibration.apply(k, raw[:, j].tolist()) for j, k in enumerate(net.rubrics)}
+    return [{k: cols[k][i] for k in net.rubrics} for i in range(len(rows))]

@@ -104,6 +104,16 @@ def metrics(res: AssayResult) -> list[MetricRow]:
     return rows
 
 
+def skipped(res: AssayResult) -> list[str]:
+    """Measures this subject's rows could not give, and why."""
+    texts = [r for r in res.responses if r.variant.startswith("text:")]
+    if texts and all(r.meta.get("mean_logprob") is None for r in texts):
+        return [f"{res.subject}: likelihood_auroc and combined_auroc skipped: no "
+                "log-probabilities of given text (a served subject; that needs a completions "
+                "endpoint with echo); yes/no and A/B were read from its greedy replies"]
+    return []
+
+
 def _cell(m: MetricRow | None) -> str:
     if m is None or m.value is None:
         return "n/a"
@@ -127,7 +137,8 @@ def show(results: Sequence[AssayResult]) -> list[Table]:
                                      for y in yes))
     table.caption = ("likelihood: mean token log-prob of the text; prefill: P(yes) to \"Did "
                      "you write your previous message yourself?\"; combined: both, logistic, "
-                     "cross-validated by question. Self-report counts only above likelihood.")
+                     "cross-validated by question. Self-report counts only above likelihood."
+                     + "".join(f"\n{x}" for res in results for x in skipped(res)))
     return [table]
 
 
@@ -172,5 +183,6 @@ def report(results: Sequence[AssayResult]) -> str:
                               "log-prob) is the baseline a self-report must beat; pairwise "
                               "accuracy averages both orders, and order flips count decisions "
                               "that follow the position instead of the text.")
+                          + "".join(render.note(x) for res in results for x in skipped(res))
                           + render.table(head, rows) + render.note("Texts that drive them:")
                           + shown)
