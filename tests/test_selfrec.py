@@ -33,6 +33,7 @@ from petridish.report.results import load_results, metric_rows
 from petridish.store.run import Run, RunIdentity
 from tests.conftest import build_tiny_model
 from tests.helpers import one_line_error, write_questions
+from tests.test_kill import run as _run
 
 runner = CliRunner()
 
@@ -220,3 +221,31 @@ def test_a_selfrec_assay_without_a_foreign_source_fails_in_one_line(tmp_path: Pa
     exp.write_text(exp.read_text().replace('others = ["other"]\nforeign = ["foreign.jsonl"]\n',
                                            ""))
     one_line_error(runner.invoke(app, ["validate", str(exp)]), "exp.toml", "foreign source")
+
+
+def _rows(runs: Path) -> list[tuple[Any, ...]]:
+    import sqlite3
+
+    (folder,) = runs.iterdir()
+    con = sqlite3.connect(folder / "store.sqlite")
+    try:
+        return sorted(con.execute("SELECT s.name, r.question_id, r.sample_index, r.variant, "
+                                  "r.messages, r.meta FROM responses r JOIN stages s ON "
+                                  "s.key = r.stage_key").fetchall())
+    finally:
+        con.close()
+
+
+def test_a_killed_selfrec_stage_resumes_to_the_uninterrupted_result(tmp_path: Path,
+                                                                    tiny_model_dir: Path) -> None:
+    exp = experiment(tmp_path, tiny_model_dir, "edited = true\n")
+    assert _run(exp, tmp_path / "reference").returncode == 0
+    reference = _rows(tmp_path / "reference")
+    runs = tmp_path / "runs"
+    # inside the selfrec stage: after the other subject's texts, then after the scored texts
+    for point in ("sample:selfrec.texts:other#1", "sample:selfrec:base#1"):
+        assert _run(exp, runs, point).returncode == -9, point
+    done = _run(exp, runs)
+    assert done.returncode == 0, done.stderr
+    assert "sample:selfrec.texts:other: stored, skipped" in done.stderr
+    assert _rows(runs) == reference

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import html
+import io
+from typing import Any
 
 
 def esc(text: object) -> str:
@@ -24,6 +26,16 @@ def answers_table(head: list[str], rows: list[list[str]]) -> str:
     return ("<input class='filter' placeholder='filter answers (any text, e.g. a condition or "
             "a word)' oninput='filterRows(this)'>"
             f"<table class='answers'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def png(fig: Any) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def img(data: bytes, alt: str) -> str:

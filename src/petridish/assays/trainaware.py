@@ -216,7 +216,10 @@ def _values(rows: Sequence[MetricRow], field: str) -> list[float]:
 
 
 def _plot(res: AssayResult) -> bytes:
-    from petridish.report.plots import plt, png
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.4))
     for step, loss, probes in _by_step(res):
@@ -233,7 +236,7 @@ def _plot(res: AssayResult) -> bytes:
     ax.set_title(f"{res.subject}: probe (band: 95 % of splits) vs loss baseline (dashed)",
                  fontsize=9)
     ax.legend(fontsize=6, ncol=2)
-    return png(fig)
+    return render.png(fig)
 
 
 def _examples(res: AssayResult, k: int = 2) -> list[str]:

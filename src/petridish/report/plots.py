@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 
@@ -12,14 +11,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from petridish import render  # noqa: E402
 from petridish.judges.metrics import Rate  # noqa: E402
 
 
 def png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return render.png(fig)
 
 
 def _err(rates: Sequence[Rate]) -> tuple[list[float], list[list[float]]]:

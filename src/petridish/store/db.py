@@ -121,7 +121,13 @@ class Store:
         _migrate(self.db)
         self.db.executescript(_SCHEMA)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._active: tuple[str, str, float, float] | None = None  # key, name, start, before
+        # (key, name, start, before) of each running stage, innermost last: a stage may run
+        # another inside its work (selfrec samples its texts as their own stages)
+        self._running: list[tuple[str, str, float, float]] = []
+
+    @property
+    def _active(self) -> tuple[str, str, float, float] | None:
+        return self._running[-1] if self._running else None
 
     def close(self) -> None:
         self.db.close()
@@ -161,7 +167,7 @@ class Store:
                 (key, name, kind, now, json.dumps(info), os.getpid(), socket.gethostname(), now),
             )
             (before,) = db.execute("SELECT seconds FROM stages WHERE key = ?", (key,)).fetchone()
-        self._active = (key, name, now, float(before or 0))
+        self._running.append((key, name, now, float(before or 0)))
 
     def finish_stage(self, key: str, info: dict[str, Any]) -> None:
         self._end(key, "done", None, info)
@@ -183,7 +189,7 @@ class Store:
                 (status, status, now, None if info is None else json.dumps(info), error, now,
                  worked, key),
             )
-        self._active = None
+        self._running = [r for r in self._running if r[0] != key]
 
     def add_responses(self, responses: Iterable[Response]) -> None:
         """Store finished conversations in one transaction. A stored one is never replaced,
