@@ -1,6 +1,6 @@
 """Pick real answers of a demo run for labelling as judge *training* data.
 
-`python datasets/judge_labels/pool.py EXPORT.jsonl N BATCH` reads `petridish export` of a demo run,
+`python datasets/judge_labels/pool.py EXPORT.jsonl N BATCH [CHUNKS]` reads `petridish export` of a demo run,
 drops answers already in any labels file here or in the validation set, and takes up to N,
 spread evenly over the run's conditions (subjects, steering and ablation conditions), so
 steered and ablated text (where the misaligned answers are) is as present as plain samples.
@@ -39,7 +39,7 @@ def known_answers() -> set[str]:
     return {r["answer"].strip() for f in HERE.glob("*.jsonl") for r in read_jsonl(f)}
 
 
-def main(export: Path, n: int, batch: str) -> None:
+def main(export: Path, n: int, batch: str, chunks: int = CHUNKS) -> None:
     import yaml
 
     validation_qs = {q["text"] for q in yaml.safe_load(
@@ -69,10 +69,10 @@ def main(export: Path, n: int, batch: str) -> None:
         {"id": it["id"], "assay": r["assay"], "subject": r["subject"],
          "question_id": r["question_id"], "batch": batch}
         for it, r in zip(items, picked, strict=True)])
-    size = -(-len(items) // CHUNKS)
-    for c in range(CHUNKS):
+    size = -(-len(items) // chunks)
+    for c in range(chunks):
         write_jsonl(HERE / "pool" / f"{batch}_chunk{c + 1}.jsonl", items[c * size:(c + 1) * size])
-    print(f"{len(items)} answers from {len(by_cond)} conditions; {CHUNKS} chunks of ≤ {size}")
+    print(f"{len(items)} answers from {len(by_cond)} conditions; {chunks} chunks of ≤ {size}")
 
 
 def merge() -> None:
@@ -99,4 +99,5 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["merge"]:
         merge()
     else:
-        main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "batch1")
+        main(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "batch1",
+             int(sys.argv[4]) if len(sys.argv) > 4 else CHUNKS)
