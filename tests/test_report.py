@@ -87,3 +87,24 @@ def test_chromium_renders_every_plot(report: Path) -> None:
     answers = re.search(r'data-answers="(\d+)"', body.group(0))  # the script ran over the table
     table = report.read_text().split("class='answers'")[1].split("</tbody>")[0]
     assert answers and int(answers.group(1)) == table.count("<tr>") - 1 > 0  # minus the header
+
+
+def test_a_superseded_sample_stage_is_not_a_result(tmp_path: Path) -> None:
+    """Two finished sample stages of one (assay, subject), e.g. before and after a stage's
+    version changed its key: only the later one is read back."""
+    from petridish.assays.base import SampleInfo
+    from petridish.report.results import load_results
+    from petridish.store.run import Run, RunIdentity
+
+    run = Run(tmp_path / "run", RunIdentity("t", "0", 0, "{}"), "")
+    try:
+        for key in ("old", "new"):
+            info = SampleInfo(assay="a", subject="s", kind="freeform", responses=0)
+            run.store.begin_stage(key, "sample:a:s", "sample", info.model_dump(mode="json"))
+            run.store.finish_stage(key, info.model_dump(mode="json"))
+        info = SampleInfo(assay="b", subject="s", kind="freeform")
+        run.store.begin_stage("other", "sample:b:s", "sample", info.model_dump(mode="json"))
+        run.store.finish_stage("other", info.model_dump(mode="json"))
+    finally:
+        run.close("done")
+    assert [r.sample_key for r in load_results(tmp_path / "run")] == ["new", "other"]

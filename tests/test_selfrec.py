@@ -249,3 +249,10 @@ def test_a_killed_selfrec_stage_resumes_to_the_uninterrupted_result(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert "sample:selfrec.texts:other: stored, skipped" in done.stderr
     assert _rows(runs) == reference
+
+
+def test_a_subject_never_edits_its_own_texts() -> None:
+    both = SelfrecConfig(name="s", questions=["q"], others=["base", "org"], edited=True)
+    assert both.editor("base") == "org" and both.editor("org") == "base"
+    named = SelfrecConfig(name="s", questions=["q"], edited=True, edited_by="base")
+    assert named.editor("org") == "base" and named.editor("base") is None

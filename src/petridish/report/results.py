@@ -21,7 +21,9 @@ _CONDITION: TypeAdapter[Any] = TypeAdapter(ConditionInfo)
 
 
 def load_results(folder: Path) -> list[AssayResult]:
-    """Finished sampling stages in the order they ran, joined with their judge stage."""
+    """Finished sampling stages in the order they ran, joined with their judge stage; of
+    several stages of one (assay, subject), e.g. before and after a code version changed the
+    stage's key, the last one run."""
     store = open_store(folder)
     try:
         stages = [s for s in store.stages() if s.status == "done"]
@@ -30,10 +32,15 @@ def load_results(folder: Path) -> list[AssayResult]:
             info = parse_info(s)
             if isinstance(info, JudgeInfo):
                 judges[info.sample_stage] = info
+        latest: dict[tuple[str, str], str] = {}  # a stage a newer version superseded is
+        for s in stages:                          # not this run's result any more
+            info = parse_info(s)
+            if isinstance(info, SampleInfo):
+                latest[(info.assay, info.subject)] = s.key
         out = []
         for s in stages:
             info = parse_info(s)
-            if not isinstance(info, SampleInfo):
+            if not isinstance(info, SampleInfo) or latest[(info.assay, info.subject)] != s.key:
                 continue
             j = judges.get(s.key)
             condition = info.condition

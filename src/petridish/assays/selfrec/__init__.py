@@ -33,7 +33,7 @@ class SelfrecConfig(AssayConfig):
                                description="FILE.jsonl or builtin:NAME rows {question, answer, "
                                "source} (or question_id)")
     edited: bool = Field(False, description="also own samples whose second half another "
-                         "subject rewrote (edited_by, default the first of others)")
+                         "subject rewrote (edited_by, default the first other subject)")
     edited_by: str | None = Field(None, description="the subject that rewrites the span")
     pairwise: bool = Field(True, description="ask which of two replies it wrote")
     prefill: bool = Field(True, description="ask whether it wrote the text in its turn")
@@ -51,10 +51,14 @@ class SelfrecConfig(AssayConfig):
         return self
 
     def peer_subjects(self) -> list[str]:
-        return list(dict.fromkeys([*self.others, *([self.editor()] if self.edited else [])]))
+        return list(dict.fromkeys([*self.others, *([self.edited_by] if self.edited_by else [])]))
 
-    def editor(self) -> str:
-        return self.edited_by or self.others[0]
+    def editor(self, subject: str) -> str | None:
+        """Who rewrites `subject`'s texts: `edited_by`, else the first of `others` that is not
+        the subject itself (a subject never edits its own texts: they would stay its own)."""
+        if self.edited_by:
+            return None if self.edited_by == subject else self.edited_by
+        return next((o for o in self.others if o != subject), None)
 
     def texts_config(self) -> AssayConfig:
         """The free-form sampling of every subject's own texts: one stage per subject, shared
@@ -68,7 +72,7 @@ class SelfrecConfig(AssayConfig):
 
 @assay("selfrec")
 class Selfrec:
-    version = 1
+    version = 2  # 2: a subject's texts are never edited by itself
     judged = False
     config = SelfrecConfig
 

@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 def edited_texts(stage: AssayStage, cfg: SelfrecConfig, own: Sequence[Text]) -> list[Text]:
     from petridish.models.generate import generate
 
-    who = cfg.editor()
-    editor = stage.subject if who == stage.subject.name else stage.peers[who]
+    who = cfg.editor(stage.subject.name)
+    if who is None:
+        return []  # no other subject to rewrite its texts
+    editor = stage.peers[who]
     if not editor.ref.is_local:
         raise PetridishError(f"edited_by {who!r} is served; rewriting a span needs a local "
                              "model", field="edited_by")
