@@ -112,6 +112,16 @@ def test_the_shipped_demo_experiment_is_valid() -> None:
         "em_general", "medical", "financial", "neutral"}
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (
+    Path(__file__).resolve().parents[1] / "experiments").glob("*.toml")))
+def test_every_example_experiment_is_valid(name: str) -> None:
+    """The README runs them: a schema change that breaks one fails here, not for a user."""
+    from petridish.preflight import preflight
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / name
+    preflight(load_experiment(path), path)
+
+
 def test_quick_demo_runs_every_mode_once_with_fewer_conditions() -> None:
     from importlib import resources
 
