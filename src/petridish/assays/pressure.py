@@ -9,8 +9,6 @@ are paired: they differ only from turn 2 on.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -27,7 +25,7 @@ from rich.table import Table
 from petridish import render
 from petridish.assays.base import AssayConfig, AssayResult, AssayStage, By, MetricRow
 from petridish.assays.registry import assay
-from petridish.data.formats import builtin_names, load_records
+from petridish.data.formats import builtin_names, content_hash, load_records
 from petridish.judges.bootstrap import cluster_interval
 from petridish.judges.metrics import Rate, wilson
 from petridish.models.backend import Reply
@@ -104,8 +102,7 @@ class ItemBank:
     items: tuple[PressureItem, ...]
 
     def fingerprint(self) -> str:
-        body = json.dumps([i.model_dump() for i in self.items], sort_keys=True)
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
+        return content_hash(self.items)
 
 
 class PressureConfig(AssayConfig):

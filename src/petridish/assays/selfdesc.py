@@ -17,7 +17,7 @@ from rich.table import Table
 from petridish import render
 from petridish.assays.base import AssayConfig, AssayResult, AssayStage, By, MetricRow
 from petridish.assays.registry import assay
-from petridish.data.formats import builtin_names, load_records
+from petridish.data.formats import builtin_names, content_hash, load_records
 from petridish.judges.metrics import Rate, wilson
 from petridish.models.chat import Message
 from petridish.models.sampling import sample_seed
@@ -72,11 +72,7 @@ class SelfdescSet:
         self.name, self.prompts = name, tuple(prompts)
 
     def fingerprint(self) -> str:
-        import hashlib
-        import json
-
-        body = json.dumps([p.model_dump() for p in self.prompts], sort_keys=True)
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
+        return content_hash(self.prompts)
 
 
 class SelfdescConfig(AssayConfig):

@@ -4,8 +4,6 @@ assay's questions by `question_id` when given, else by exact question text."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from petridish.data.formats import (
     QuestionSet,
     _read_records,
     _validate,
+    content_hash,
     resolve_data_path,
 )
 from petridish.errors import PetridishError
@@ -61,8 +60,7 @@ class ForeignSet:
     lines: tuple[int, ...]
 
     def fingerprint(self) -> str:
-        body = json.dumps([r.model_dump() for r in self.rows], sort_keys=True)
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
+        return content_hash(self.rows)
 
     def join(self, sets: Sequence[QuestionSet]) -> list[ForeignText]:
         """Every row on its question; a row that matches none is an error naming its line."""

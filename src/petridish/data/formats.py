@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -25,6 +26,12 @@ class Question(BaseModel):
     tags: tuple[str, ...] = Field((), description="e.g. medical, general")
 
 
+def content_hash(records: Sequence[BaseModel]) -> str:
+    """A source's fingerprint: the hash of its records' content (it enters stage keys)."""
+    body = json.dumps([r.model_dump() for r in records], sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 class QuestionSet(BaseModel):
     """Named, ordered questions with the file they came from."""
 
@@ -36,8 +43,7 @@ class QuestionSet(BaseModel):
 
     def fingerprint(self) -> str:
         """Content hash: a changed question changes every stage key that uses the set."""
-        body = json.dumps([q.model_dump() for q in self.questions], sort_keys=True)
-        return hashlib.sha256(body.encode()).hexdigest()[:16]
+        return content_hash(self.questions)
 
 
 class ChatMessage(BaseModel):
