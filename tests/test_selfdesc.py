@@ -94,6 +94,9 @@ def test_a_subject_that_always_denies_gives_false_and_control_denial_rates_of_1(
     systems = [c[0]["content"] for c in subject.seen if c[0]["role"] == "system"]
     assert len(systems) == 4 and all("web_fetch" in s and "calculator" in s for s in systems)
     assert sum(c[0]["role"] == "user" for c in subject.seen) == 8  # 4 controls, 2 + 2 others
+    stored = load_results(tmp_path / "run")[0].responses
+    assert all((r.messages[0]["role"] == "system") == r.meta["tools"] for r in stored)
+    assert sum(r.meta["tools"] for r in stored) == 4  # the tool list goes with "tools" only
 
 
 def test_rubric_rendering_of_a_multi_turn_transcript_shows_the_setup_turn() -> None:
