@@ -50,7 +50,8 @@ def main() -> None:
             if line.strip():
                 row = json.loads(line)
                 need = PARTIAL.get(name, RUBRICS)
-                assert all(isinstance(row[k], int) and 0 <= row[k] <= 100 for k in need), row
+                assert all(isinstance(row[k], int | float) and 0 <= row[k] <= 100
+                           for k in need), row
                 rows.append({"id": row["id"], "source": name, "kind": row.get("kind", ""),
                              "question": row["question"], "answer": row["answer"],
                              **{k: row.get(k) if k in need else None for k in RUBRICS}})
