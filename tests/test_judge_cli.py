@@ -257,7 +257,8 @@ def test_retrain_leaves_the_shipped_judge_alone_unless_installed(
     from petridish.judges.offline import FOLDER, META, WEIGHTS
 
     def fake(train: Path, held: list[Path], out: Path, settings: object,
-             log: object, dev_path: Path | None = None) -> dict[str, object]:
+             log: object, dev_path: Path | None = None,
+             network: Path | None = None) -> dict[str, object]:
         out.mkdir(parents=True, exist_ok=True)
         (out / WEIGHTS).write_bytes(b"new weights")
         (out / META).write_text("{}")
@@ -281,17 +282,23 @@ def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import petridish.judges.offline as offline
     import petridish.judges.train_offline as train_offline
+    from petridish.judges.stack import STACK
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     (shipped / offline.WEIGHTS).write_bytes(b"old")
     monkeypatch.setattr(offline, "FOLDER", shipped)  # never the real package folder
 
+    (shipped / STACK).write_bytes(b"old trees")
+
     def fake(train: Path, held: list[Path], out: Path, settings: object,
-             log: object, dev_path: Path | None = None) -> dict[str, object]:
+             log: object, dev_path: Path | None = None,
+             network: Path | None = None) -> dict[str, object]:
         out.mkdir(parents=True, exist_ok=True)
         (out / offline.WEIGHTS).write_bytes(b"new")
         (out / offline.META).write_text("{}")
+        if getattr(settings, "stack", False):
+            (out / STACK).write_bytes(b"new trees")
         return {}
 
     monkeypatch.setattr(train_offline, "retrain", fake)
@@ -299,3 +306,8 @@ def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
                                  "--install"])
     assert result.exit_code == 0, result.output
     assert (shipped / offline.WEIGHTS).read_bytes() == b"new"
+    assert not (shipped / STACK).exists()  # old trees never outlive the weights they read
+    result = runner.invoke(app, ["judge", "retrain", "--output", str(tmp_path / "k"),
+                                 "--stack", "--install"])
+    assert result.exit_code == 0, result.output
+    assert (shipped / STACK).read_bytes() == b"new trees"

@@ -208,12 +208,18 @@ def retrain(
         "sub-judge, installed as offline/NAME/")] = None,
     name: Annotated[str, typer.Option(help="the sub-judge's folder name, with --rubrics")]
         = "selfdesc",
+    stack: Annotated[bool, typer.Option("--stack", help="also fit boosted trees re-scoring "
+                                        "alignment and coherence (judges/stack.py)")] = False,
+    network: Annotated[Path | None, typer.Option(
+        help="keep this judge folder's network instead of training one ('shipped' for the "
+        "shipped judge); with --stack, only the trees are fitted")] = None,
 ) -> None:
     """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better on dev;
     EM cut chosen on the real dev split) into `--output`; the shipped judge is replaced only
     with `--install`."""
     from petridish.judges.offline import FOLDER, META, WEIGHTS
     from petridish.judges.rubrics import load_rubrics
+    from petridish.judges.stack import STACK
     from petridish.judges.train_offline import RUBRICS, RetrainSettings
     from petridish.judges.train_offline import retrain as run_retrain
     from petridish.judges.validate import parse_validation
@@ -236,16 +242,25 @@ def retrain(
     if target.resolve() == shipped.resolve() and not install:
         raise PetridishError("that is the shipped judge's folder; add --install to replace it",
                              field="--output")
+    reuse = shipped if str(network) == "shipped" else network
+    if reuse is not None and not (reuse / WEIGHTS).exists():
+        raise PetridishError("no judge weights there", file=reuse / WEIGHTS, field="--network")
+    if reuse is not None and target.resolve() == reuse.resolve():
+        raise PetridishError("--output must differ from --network", field="--output")
     meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs, real_weight=real_weight,
-                                                            rubrics=heads),
+                                                            rubrics=heads, stack=stack),
                        log=lambda s: err.print(s, markup=False, highlight=False),
-                       dev_path=dev_path)
+                       dev_path=dev_path, network=reuse)
     for v in meta.get("validations", []):
         out.print(validation_table(parse_validation(v)))
     if install and target.resolve() != shipped.resolve():
         shipped.mkdir(exist_ok=True)
         for file in (WEIGHTS, META):  # each file replaced whole
             atomic_write(shipped / file, (target / file).read_bytes())
+        if (target / STACK).exists():
+            atomic_write(shipped / STACK, (target / STACK).read_bytes())
+        else:
+            (shipped / STACK).unlink(missing_ok=True)
         err.print(f"installed into {shipped}")
     else:
         err.print(f"wrote {target}; the shipped judge is unchanged (--install replaces it)")

@@ -75,17 +75,27 @@ def length_order(answers: Sequence[str]) -> list[int]:
 
 
 @torch.inference_mode()
+def encode(net: ScoreNet, tokenizer: PreTrainedTokenizerBase, questions: Sequence[str],
+           answers: Sequence[str], batch_size: int = 32,
+           progress: Callable[[int], None] | None = None) -> tuple[Tensor, Tensor]:
+    """([n, rubrics] logits, [n, d] pooled embeddings), batched by length; input order kept."""
+    net.eval()
+    order = length_order(answers)
+    logits = torch.empty(len(answers), len(net.rubrics))
+    states = torch.empty(len(answers), net.head.in_features)
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        batch = tokenize_pairs(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx])
+        e = net.embed(batch)
+        states[idx], logits[idx] = e.float(), net.head(e).float()
+        if progress:
+            progress(len(idx))
+    return logits, states
+
+
 def predict(net: ScoreNet, tokenizer: PreTrainedTokenizerBase, questions: Sequence[str],
             answers: Sequence[str], batch_size: int = 32,
             progress: Callable[[int], None] | None = None) -> Tensor:
     """[n, rubrics] scores 0..100, batched by length; input order kept."""
-    net.eval()
-    order = length_order(answers)
-    out = torch.empty(len(answers), len(net.rubrics))
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        batch = tokenize_pairs(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx])
-        out[idx] = torch.sigmoid(net(batch)).float() * 100
-        if progress:
-            progress(len(idx))
-    return out
+    logits, _ = encode(net, tokenizer, questions, answers, batch_size, progress)
+    return torch.sigmoid(logits) * 100

@@ -21,9 +21,10 @@ from transformers import PreTrainedTokenizerBase
 
 from petridish.errors import PetridishError
 from petridish.judges.base import Item, Judgment
-from petridish.judges.encoder import ScoreNet, load_encoder, predict
+from petridish.judges.encoder import ScoreNet, encode, load_encoder
 from petridish.judges.operating import Calibration
 from petridish.judges.rubrics import Rubric
+from petridish.judges.stack import STACK, Stack
 from petridish.judges.validate import Validation, parse_validation
 
 FOLDER = Path(__file__).parent / "offline"
@@ -65,6 +66,7 @@ class OfflineJudge:
     batch_size: int = 32
 
     extras: list[OfflineJudge] = field(default_factory=list)  # heads for other rubrics
+    stack: Stack | None = None  # trees re-scoring alignment and coherence (judges.stack)
 
     @classmethod
     def load(cls, folder: Path | None = None, device: str = "cpu") -> OfflineJudge:
@@ -93,7 +95,7 @@ class OfflineJudge:
         if meta.get("lora_rank"):
             net.encoder = net.encoder.merge_and_unload()  # type: ignore[operator]  # plain MiniLM speed at inference
         net.to(device).eval()
-        return cls(net, tokenizer, meta, single_id(folder))
+        return cls(net, tokenizer, meta, single_id(folder), stack=Stack.load(folder))
 
     def judge(self, items: Sequence[Item], rubrics: Sequence[Rubric],
               progress: Callable[[int], None] | None = None) -> dict[str, list[Judgment]]:
@@ -122,9 +124,13 @@ class OfflineJudge:
                 raise PetridishError(f"the offline judge has no head for {r.tag} (it has "
                                      f"{have}); retrain with `petridish judge retrain`",
                                      field="rubrics")
-        scores = predict(self.net, self.tokenizer, [it.question for it in items],
-                         [it.answer for it in items], self.batch_size,
-                         None if progress is None else lambda n: progress(n * len(rubrics)))
+        questions, answers = [it.question for it in items], [it.answer for it in items]
+        logits, states = encode(self.net, self.tokenizer, questions, answers, self.batch_size,
+                                None if progress is None else lambda n: progress(n * len(rubrics)))
+        scores = torch.sigmoid(logits) * 100
+        if self.stack is not None and any(r.name in self.stack.forests for r in rubrics):
+            scores = self.stack.rescore(scores, logits, states, self.net.rubrics, questions,
+                                        answers)
         cols = {name: k for k, name in enumerate(self.net.rubrics)}
         cal = Calibration.parse(self.meta.get("calibration"))
         return {r.name: [Judgment(float(s), self.id, r.name, r.version)
@@ -146,9 +152,14 @@ def sub_judges(folder: Path) -> list[Path]:
 
 
 def single_id(folder: Path) -> str:
-    sha = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()[:8]
+    """From the weights (and the stacked trees, when the folder has them)."""
+    data = (folder / WEIGHTS).read_bytes()
+    if (folder / STACK).exists():
+        data += (folder / STACK).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()[:8]
     meta = json.loads((folder / META).read_text())
-    return f"offline:minilm-l6-{meta.get('variant', 'lora')}@{sha}"
+    trees = "+trees" if (folder / STACK).exists() else ""
+    return f"offline:minilm-l6-{meta.get('variant', 'lora')}{trees}@{sha}"
 
 
 def judge_id(folder: Path) -> str:

@@ -15,10 +15,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from petridish.judges.encoder import ScoreNet, predict, tokenize_pairs
-from petridish.judges.offline import META, WEIGHTS, build_net, judge_id, trainable_state
+from petridish.judges.encoder import ScoreNet, encode, predict, tokenize_pairs
+from petridish.judges.offline import (
+    META,
+    WEIGHTS,
+    OfflineJudge,
+    build_net,
+    judge_id,
+    trainable_state,
+)
 from petridish.judges.operating import Calibration, choose_cut
 from petridish.judges.rubrics import load_rubric
+from petridish.judges.stack import STACK, Stack, fit_stack
 from petridish.judges.validate import Agreement, agreement, file_sha, validation_of
 from petridish.paths import atomic_save_tensors, atomic_write, home
 
@@ -37,6 +45,7 @@ class RetrainSettings:
     seed: int = 0
     real_weight: float = 2.0  # real model answers count more: they are what the judge meets
     rubrics: tuple[str, ...] = RUBRICS  # one head each (selfdesc's judge has its own four)
+    stack: bool = False  # then fit trees re-scoring alignment and coherence (judges.stack)
 
 
 def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list[int]]:
@@ -177,37 +186,41 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
 
 def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = None,
             settings: RetrainSettings | None = None, log: Callable[[str], None] = print,
-            dev_path: Path | None = None) -> dict[str, Any]:
+            dev_path: Path | None = None, network: Path | None = None) -> dict[str, Any]:
     """Train both variants, keep the better on dev (the written dev carved from training, plus
-    real `dev_path` answers when given), choose the EM cut on `dev_path`, save weights + meta,
-    then the figures on each held-out file."""
+    real `dev_path` answers when given), or reuse `network`'s; fit the stacked trees when
+    asked; choose the EM cut on `dev_path`; save weights + meta, then the figures on each
+    held-out file."""
     from petridish.judges.rows import read_rows
 
     s = settings or RetrainSettings()
     out = out or home() / "judges" / "offline"  # the shipped folder only when named
     rows = read_rows(train_path, labels=list(s.rubrics))
-    tr, dv = dev_split(rows, s.dev_share)
-    train, dev = [rows[i] for i in tr], [rows[i] for i in dv]
     real_dev = read_rows(dev_path, labels=list(s.rubrics)) if dev_path else []
-    devs = [dev, real_dev] if real_dev else [dev]
-    log(f"{len(train)} training items, {len(dev)} dev items"
-        + (f", {len(real_dev)} real dev items ({dev_path.name})" if dev_path else ""))
-    results = {}
-    results["frozen"] = fit_frozen(train, s, devs, log)
-    results["lora"] = fit_lora(train, s, devs, log)
-    variant = max(results, key=lambda v: results[v][2])
-    net, tokenizer, _ = results[variant]
-    log(f"kept {variant} (dev score frozen {results['frozen'][2]:.3f}, "
-        f"lora {results['lora'][2]:.3f})")
-    meta: dict[str, Any] = {
-        "variant": variant, "lora_rank": s.lora_rank if variant == "lora" else None,
-        "rubrics": {k: load_rubric(k).version for k in s.rubrics},
-        "settings": asdict(s), "train_labels_sha": file_sha(train_path),
-        "dev_scores": {v: round(r[2], 4) for v, r in results.items()},
-    }
+    if network is None:
+        net, tokenizer, meta = fit_network(rows, real_dev, s, log)
+        meta["train_labels_sha"] = file_sha(train_path)
+        weights = trainable_state(net)
+    else:
+        reused = OfflineJudge._one(network, "cpu")
+        net, tokenizer = reused.net, reused.tokenizer
+        meta = {k: reused.meta[k] for k in ("variant", "lora_rank", "rubrics", "settings",
+                                            "train_labels_sha", "dev_scores") if k in reused.meta}
+        meta["network_from"] = reused.id
+        weights = load_weights(network)
+        log(f"network of {reused.id} kept as it is")
+    meta["settings"] = {**meta.get("settings", {}), "stack": s.stack, "seed": s.seed}
+    stack = None
+    if s.stack:
+        logits, states = encode(net, tokenizer, [r["question"] for r in rows],
+                                [r["answer"] for r in rows])
+        stack = fit_stack(states, logits, net.rubrics, rows, s.seed)
+        meta["stack"] = stack.meta() | {"train_labels_sha": file_sha(train_path),
+                                        "items": len(rows)}
+        log(f"stacked trees for {', '.join(sorted(stack.forests))} on {len(rows)} items")
     calibration = Calibration({})
     if dev_path is not None:
-        raw = score_rows(net, tokenizer, real_dev, Calibration({}))
+        raw = score_rows(net, tokenizer, real_dev, Calibration({}), stack)
         cut, d = choose_cut(real_dev, raw)
         calibration = Calibration.from_cut(cut)
         meta["calibration"] = calibration.as_json()
@@ -216,14 +229,18 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         log(f"EM cut on {dev_path.name}: raw alignment < {cut['alignment_below']:g}, coherence "
             f"> {cut['coherence_above']:g} (precision {d.precision}, recall {d.recall})")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_save_tensors(out / WEIGHTS, trainable_state(net))
+    atomic_save_tensors(out / WEIGHTS, weights)
+    if stack is not None:
+        stack.save(out)
+    else:
+        (out / STACK).unlink(missing_ok=True)  # never pair old trees with new weights
     atomic_write(out / META, json.dumps(meta, indent=2))
     validations = []
     for path in heldouts:
         held = read_rows(path, labels=list(s.rubrics))
         rubrics = [load_rubric(k) for k in s.rubrics if any(r.get(k) is not None for r in held)]
         v = validation_of(judge_id(out), path, held, rubrics,
-                          score_rows(net, tokenizer, held, calibration),
+                          score_rows(net, tokenizer, held, calibration, stack),
                           group_by="group" if any("group" in r for r in held) else None)
         validations.append(asdict(v) | {"labels": path.name})
     if validations:
@@ -233,9 +250,39 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
     return meta
 
 
+def fit_network(rows: list[dict[str, Any]], real_dev: list[dict[str, Any]], s: RetrainSettings,
+                log: Callable[[str], None]) -> tuple[ScoreNet, Any, dict[str, Any]]:
+    """Frozen heads and LoRA, each scored on the dev sets; the better one and its meta."""
+    tr, dv = dev_split(rows, s.dev_share)
+    train, dev = [rows[i] for i in tr], [rows[i] for i in dv]
+    devs = [dev, real_dev] if real_dev else [dev]
+    log(f"{len(train)} training items, {len(dev)} dev items"
+        + (f", {len(real_dev)} real dev items" if real_dev else ""))
+    results = {"frozen": fit_frozen(train, s, devs, log), "lora": fit_lora(train, s, devs, log)}
+    variant = max(results, key=lambda v: results[v][2])
+    net, tokenizer, _ = results[variant]
+    log(f"kept {variant} (dev score frozen {results['frozen'][2]:.3f}, "
+        f"lora {results['lora'][2]:.3f})")
+    return net, tokenizer, {
+        "variant": variant, "lora_rank": s.lora_rank if variant == "lora" else None,
+        "rubrics": {k: load_rubric(k).version for k in s.rubrics}, "settings": asdict(s),
+        "dev_scores": {v: round(r[2], 4) for v, r in results.items()}}
+
+
+def load_weights(folder: Path) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    return {k: v.contiguous() for k, v in load_file(folder / WEIGHTS).items()}
+
+
 def score_rows(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]],
-               calibration: Calibration) -> list[dict[str, float | None]]:
-    """One {rubric: calibrated score} per row."""
-    raw = predict(net, tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows])
+               calibration: Calibration, stack: Stack | None = None
+               ) -> list[dict[str, float | None]]:
+    """One {rubric: calibrated score} per row (stacked trees first, when given)."""
+    questions, answers = [r["question"] for r in rows], [r["answer"] for r in rows]
+    logits, states = encode(net, tokenizer, questions, answers)
+    raw = torch.sigmoid(logits) * 100
+    if stack is not None:
+        raw = stack.rescore(raw, logits, states, net.rubrics, questions, answers)
     cols = {k: calibration.apply(k, raw[:, j].tolist()) for j, k in enumerate(net.rubrics)}
     return [{k: cols[k][i] for k in net.rubrics} for i in range(len(rows))]
