@@ -311,3 +311,17 @@ def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
                                  "--stack", "--install"])
     assert result.exit_code == 0, result.output
     assert (shipped / STACK).read_bytes() == b"new trees"
+
+
+def test_retrain_refuses_trees_for_a_sub_judge_and_a_network_that_is_not_there(
+        tmp_path: Path) -> None:
+    labels = tmp_path / "l.jsonl"
+    labels.write_text('{"id": "a", "question": "q", "answer": "a", "moralizing": 10}\n')
+    sub = runner.invoke(app, ["judge", "retrain", "--rubrics", "moralizing", "--labels",
+                              str(labels), "--heldout", str(labels), "--stack", "--output",
+                              str(tmp_path / "j")])
+    one_line_error(sub, "--stack")
+    missing = runner.invoke(app, ["judge", "retrain", "--network", str(tmp_path / "none"),
+                                  "--stack", "--output", str(tmp_path / "k")])
+    one_line_error(missing, "--network", "weights.safetensors")
+    assert not (tmp_path / "j").exists() and not (tmp_path / "k").exists()

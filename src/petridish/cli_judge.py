@@ -242,6 +242,9 @@ def retrain(
     if target.resolve() == shipped.resolve() and not install:
         raise PetridishError("that is the shipped judge's folder; add --install to replace it",
                              field="--output")
+    if stack and not main:
+        raise PetridishError("--stack re-scores alignment and coherence; a sub-judge has "
+                             "neither", field="--stack")
     reuse = shipped if str(network) == "shipped" else network
     if reuse is not None and not (reuse / WEIGHTS).exists():
         raise PetridishError("no judge weights there", file=reuse / WEIGHTS, field="--network")
