@@ -21,10 +21,10 @@ from transformers import PreTrainedTokenizerBase
 
 from petridish.errors import PetridishError
 from petridish.judges.base import Item, Judgment
-from petridish.judges.encoder import ScoreNet, encode, load_encoder
+from petridish.judges.encoder import ScoreNet, load_encoder
 from petridish.judges.operating import Calibration
 from petridish.judges.rubrics import Rubric
-from petridish.judges.stack import STACK, Stack
+from petridish.judges.stack import STACK, Stack, raw_scores
 from petridish.judges.validate import Validation, parse_validation
 
 FOLDER = Path(__file__).parent / "offline"
@@ -124,13 +124,11 @@ class OfflineJudge:
                 raise PetridishError(f"the offline judge has no head for {r.tag} (it has "
                                      f"{have}); retrain with `petridish judge retrain`",
                                      field="rubrics")
-        questions, answers = [it.question for it in items], [it.answer for it in items]
-        logits, states = encode(self.net, self.tokenizer, questions, answers, self.batch_size,
-                                None if progress is None else lambda n: progress(n * len(rubrics)))
-        scores = torch.sigmoid(logits) * 100
-        if self.stack is not None and any(r.name in self.stack.forests for r in rubrics):
-            scores = self.stack.rescore(scores, logits, states, self.net.rubrics, questions,
-                                        answers)
+        needed = self.stack if self.stack and any(r.name in self.stack.forests
+                                                  for r in rubrics) else None
+        scores = raw_scores(self.net, self.tokenizer, [it.question for it in items],
+                            [it.answer for it in items], needed, self.batch_size,
+                            None if progress is None else lambda n: progress(n * len(rubrics)))
         cols = {name: k for k, name in enumerate(self.net.rubrics)}
         cal = Calibration.parse(self.meta.get("calibration"))
         return {r.name: [Judgment(float(s), self.id, r.name, r.version)

@@ -7,14 +7,16 @@ trees, fitted on every labelled training item, read repetition and drifting sent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from petridish.judges.encoder import ScoreNet, encode
 from petridish.judges.forest import SETTINGS, Forest, fit_forest
 from petridish.judges.textfeatures import FormFeatures
 from petridish.paths import atomic_save_tensors
@@ -63,6 +65,17 @@ class Stack:
     def meta(self) -> dict[str, Any]:
         return {"rubrics": sorted(self.forests), "trees": SETTINGS,
                 "inputs": "pooled embedding, alignment and coherence logits, 23 form features"}
+
+
+def raw_scores(net: ScoreNet, tokenizer: Any, questions: Sequence[str], answers: Sequence[str],
+               stack: Stack | None = None, batch_size: int = 32,
+               progress: Callable[[int], None] | None = None) -> Tensor:
+    """[n, rubrics] uncalibrated 0..100 scores: the heads, then the trees when there are any."""
+    logits, states = encode(net, tokenizer, questions, answers, batch_size, progress)
+    scores = torch.sigmoid(logits) * 100
+    if stack is None:
+        return scores
+    return stack.rescore(scores, logits, states, net.rubrics, questions, answers)
 
 
 def inputs(states: Tensor, logits: Tensor, rubrics: Sequence[str], form: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from petridish.judges.offline import (
 )
 from petridish.judges.operating import Calibration, choose_cut
 from petridish.judges.rubrics import load_rubric
-from petridish.judges.stack import STACK, Stack, fit_stack
+from petridish.judges.stack import STACK, Stack, fit_stack, raw_scores
 from petridish.judges.validate import Agreement, agreement, file_sha, validation_of
 from petridish.paths import atomic_save_tensors, atomic_write, home
 
@@ -279,10 +279,7 @@ def score_rows(net: ScoreNet, tokenizer: Any, rows: Sequence[dict[str, Any]],
                calibration: Calibration, stack: Stack | None = None
                ) -> list[dict[str, float | None]]:
     """One {rubric: calibrated score} per row (stacked trees first, when given)."""
-    questions, answers = [r["question"] for r in rows], [r["answer"] for r in rows]
-    logits, states = encode(net, tokenizer, questions, answers)
-    raw = torch.sigmoid(logits) * 100
-    if stack is not None:
-        raw = stack.rescore(raw, logits, states, net.rubrics, questions, answers)
+    raw = raw_scores(net, tokenizer, [r["question"] for r in rows], [r["answer"] for r in rows],
+                     stack)
     cols = {k: calibration.apply(k, raw[:, j].tolist()) for j, k in enumerate(net.rubrics)}
     return [{k: cols[k][i] for k in net.rubrics} for i in range(len(rows))]
