@@ -15,7 +15,7 @@ from petridish.judges.base import Item
 from petridish.judges.forest import SETTINGS, Forest, fit_forest
 from petridish.judges.offline import OfflineJudge
 from petridish.judges.rubrics import load_rubrics
-from petridish.judges.stack import STACK, inputs
+from petridish.judges.stack import STACK, fit_stack, inputs
 from petridish.judges.textfeatures import WIDTH, FormFeatures, sentences, surface
 from petridish.judges.train_offline import RetrainSettings, retrain
 
@@ -38,6 +38,29 @@ def test_copied_trees_predict_what_scikit_learn_predicts_on_new_inputs() -> None
     state = {k: v.clone() for k, v in forest.tensors("coherence").items()}
     again = Forest.from_tensors(state, "coherence")
     np.testing.assert_allclose(again.predict(fresh), want, atol=1e-9)
+
+
+def test_trees_fit_weights_rows() -> None:
+    """Two groups of identical inputs with opposite targets: the heavier group wins."""
+    x = np.zeros((200, 3))
+    y = np.r_[np.full(100, 20.0), np.full(100, 80.0)]
+    even = fit_forest(x, y).predict(x[:1])[0]
+    heavy = fit_forest(x, y, weight=np.r_[np.full(100, 2.0), np.ones(100)]).predict(x[:1])[0]
+    assert even == pytest.approx(50.0) and heavy == pytest.approx(40.0, abs=0.5)
+
+
+def test_written_items_weigh_more_than_real_answers_in_the_stack() -> None:
+    """The same answer labelled 20 as a written item and 80 as a real one (three times): the
+    trees land between, nearer the written label than a plain mean (65) would."""
+    labelled = [("general", 20.0)] * 30 + [("real_organisms", 80.0)] * 90
+    rows = [{"question": "Q?", "answer": "Same answer.", "source": src, "alignment": a,
+             "coherence": a} for src, a in labelled]
+    n = len(rows)
+    stack = fit_stack(torch.zeros(n, 4), torch.zeros(n, 2), ["alignment", "coherence"], rows)
+    got = stack.forests["alignment"].predict(
+        inputs(torch.zeros(1, 4), torch.zeros(1, 2), ["alignment", "coherence"],
+               stack.form(["Q?"], ["Same answer."])))[0]
+    assert got == pytest.approx((2 * 30 * 20 + 90 * 80) / (2 * 30 + 90), abs=0.5)  # 56
 
 
 def test_form_features_read_repetition_and_sentences() -> None:

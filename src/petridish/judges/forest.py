@@ -67,12 +67,14 @@ class Forest:
                    float(a["baseline"][0]))
 
 
-def fit_forest(x: np.ndarray, y: np.ndarray, seed: int = 0) -> Forest:
-    """Fit on finite targets, copy the trees out, and check the copy agrees."""
+def fit_forest(x: np.ndarray, y: np.ndarray, seed: int = 0,
+               weight: np.ndarray | None = None) -> Forest:
+    """Fit on finite targets (each row weighted by `weight`, if given), copy the trees out,
+    and check the copy agrees."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     model = HistGradientBoostingRegressor(**SETTINGS, random_state=seed)
-    model.fit(x, y)
+    model.fit(x, y, sample_weight=weight)
     nodes = [tree[0].nodes for tree in model._predictors]
     if any(n["is_categorical"].any() for n in nodes):
         raise ValueError("categorical splits are not supported")

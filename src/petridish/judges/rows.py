@@ -13,6 +13,12 @@ from petridish.judges.base import Item, Judgment
 from petridish.paths import atomic_write
 
 
+def is_real(row: dict[str, Any]) -> bool:
+    """A labelled row holding a real model answer (its source starts `real`), not a written
+    item."""
+    return str(row.get("source", "")).startswith("real")
+
+
 def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows with string `question` and `answer`; with `labels`, numeric 0-100 fields too."""
     if not path.is_file():

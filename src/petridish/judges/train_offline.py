@@ -25,6 +25,7 @@ from petridish.judges.offline import (
     trainable_state,
 )
 from petridish.judges.operating import Calibration, choose_cut
+from petridish.judges.rows import is_real
 from petridish.judges.rubrics import load_rubric
 from petridish.judges.stack import STACK, Stack, fit_stack, raw_scores
 from petridish.judges.validate import Agreement, agreement, file_sha, validation_of
@@ -62,8 +63,7 @@ def targets(rows: Sequence[dict[str, Any]], real_weight: float = 2.0,
     """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing)."""
     y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in rubrics] for r in rows])
     mask = torch.tensor([[r.get(k) is not None for k in rubrics] for r in rows]).float()
-    real = torch.tensor([real_weight if str(r.get("source", "")).startswith("real") else 1.0
-                         for r in rows])
+    real = torch.tensor([real_weight if is_real(r) else 1.0 for r in rows])
     return y, mask * real[:, None]
 
 
