@@ -4,10 +4,10 @@ Baseline: sentence-transformers' `SentenceTransformer.encode` of the bundled Min
 texts (question and answer joined), batch 32, the way a researcher embeds text for a linear
 probe. petridish: `OfflineJudge.judge` on the same (question, answer) pairs, all six rubrics,
 which is one encoder pass plus a 6-way head per pair, and, for a judge with stacked trees
-(`judges/stack.py`), the unmodified MiniLM over the question, the answer and each sentence of
-it plus the trees. Both fp32 on 2 threads, on 512 pairs
-drawn from the held-out labels (answers of 20-200 tokens). The sides alternate each round and
-the best round per side counts (the machine is shared and noisy).
+(`judges/stack.py`), the reader network's pass over the pairs when it has one, the sentence
+relations read from the network's token states, and the trees. Both fp32 on 2 threads, on
+512 pairs drawn from the held-out labels (answers of 20-200 tokens). The sides alternate each
+round and the best round per side counts (the machine is shared and noisy).
 
 Run: `.venv/bin/python benchmarks/judging.py [--rounds N] [--n N] [--judge DIR]`
 """

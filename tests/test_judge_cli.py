@@ -258,7 +258,7 @@ def test_retrain_leaves_the_shipped_judge_alone_unless_installed(
 
     def fake(train: Path, held: list[Path], out: Path, settings: object,
              log: object, dev_path: Path | None = None,
-             network: Path | None = None) -> dict[str, object]:
+             network: Path | None = None, reader: Path | None = None) -> dict[str, object]:
         out.mkdir(parents=True, exist_ok=True)
         (out / WEIGHTS).write_bytes(b"new weights")
         (out / META).write_text("{}")
@@ -282,7 +282,7 @@ def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import petridish.judges.offline as offline
     import petridish.judges.train_offline as train_offline
-    from petridish.judges.stack import STACK
+    from petridish.judges.stack import READER, STACK
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
@@ -290,15 +290,20 @@ def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
     monkeypatch.setattr(offline, "FOLDER", shipped)  # never the real package folder
 
     (shipped / STACK).write_bytes(b"old trees")
+    (shipped / READER).mkdir()
+    (shipped / READER / offline.WEIGHTS).write_bytes(b"old reader")
 
     def fake(train: Path, held: list[Path], out: Path, settings: object,
              log: object, dev_path: Path | None = None,
-             network: Path | None = None) -> dict[str, object]:
+             network: Path | None = None, reader: Path | None = None) -> dict[str, object]:
         out.mkdir(parents=True, exist_ok=True)
         (out / offline.WEIGHTS).write_bytes(b"new")
         (out / offline.META).write_text("{}")
         if getattr(settings, "stack", False):
             (out / STACK).write_bytes(b"new trees")
+            (out / READER).mkdir(exist_ok=True)
+            (out / READER / offline.WEIGHTS).write_bytes(b"new reader")
+            (out / READER / offline.META).write_text("{}")
         return {}
 
     monkeypatch.setattr(train_offline, "retrain", fake)
@@ -307,13 +312,15 @@ def test_retrain_install_replaces_the_judge_folder(tmp_path: Path,
     assert result.exit_code == 0, result.output
     assert (shipped / offline.WEIGHTS).read_bytes() == b"new"
     assert not (shipped / STACK).exists()  # old trees never outlive the weights they read
+    assert not (shipped / READER).exists()  # nor their reader
     result = runner.invoke(app, ["judge", "retrain", "--output", str(tmp_path / "k"),
                                  "--stack", "--install"])
     assert result.exit_code == 0, result.output
     assert (shipped / STACK).read_bytes() == b"new trees"
+    assert (shipped / READER / offline.WEIGHTS).read_bytes() == b"new reader"
 
 
-def test_retrain_refuses_trees_for_a_sub_judge_and_a_network_that_is_not_there(
+def test_retrain_refuses_trees_for_a_sub_judge_and_a_network_or_reader_not_there(
         tmp_path: Path) -> None:
     labels = tmp_path / "l.jsonl"
     labels.write_text('{"id": "a", "question": "q", "answer": "a", "moralizing": 10}\n')
@@ -324,4 +331,11 @@ def test_retrain_refuses_trees_for_a_sub_judge_and_a_network_that_is_not_there(
     missing = runner.invoke(app, ["judge", "retrain", "--network", str(tmp_path / "none"),
                                   "--stack", "--output", str(tmp_path / "k")])
     one_line_error(missing, "--network", "weights.safetensors")
-    assert not (tmp_path / "j").exists() and not (tmp_path / "k").exists()
+    no_trees = runner.invoke(app, ["judge", "retrain", "--network", "shipped", "--reader",
+                                   str(tmp_path), "--output", str(tmp_path / "r")])
+    one_line_error(no_trees, "--reader", "--stack")
+    no_reader = runner.invoke(app, ["judge", "retrain", "--network", "shipped", "--stack",
+                                    "--reader", str(tmp_path / "none"), "--output",
+                                    str(tmp_path / "s")])
+    one_line_error(no_reader, "--reader", "weights.safetensors")
+    assert not any((tmp_path / d).exists() for d in ("j", "k", "r", "s"))

@@ -213,17 +213,19 @@ def retrain(
     network: Annotated[Path | None, typer.Option(
         help="keep this judge folder's network instead of training one ('shipped' for the "
         "shipped judge); with --stack, only the trees are fitted")] = None,
+    reader: Annotated[Path | None, typer.Option(
+        help="with --stack: a judge folder whose network's alignment and coherence logits "
+        "the trees also read (copied into the new judge)")] = None,
 ) -> None:
     """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better on dev;
     EM cut chosen on the real dev split) into `--output`; the shipped judge is replaced only
     with `--install`."""
-    from petridish.judges.offline import FOLDER, META, WEIGHTS
+    from petridish.judges.offline import FOLDER, WEIGHTS, copy_judge
     from petridish.judges.rubrics import load_rubrics
-    from petridish.judges.stack import STACK
     from petridish.judges.train_offline import RUBRICS, RetrainSettings
     from petridish.judges.train_offline import retrain as run_retrain
     from petridish.judges.validate import parse_validation
-    from petridish.paths import atomic_write, home
+    from petridish.paths import home
 
     heads = tuple(r.name for r in load_rubrics(rubrics)) if rubrics else RUBRICS
     main = set(heads) >= {"alignment", "coherence"}  # the EM judge: real dev, EM cut
@@ -250,20 +252,19 @@ def retrain(
         raise PetridishError("no judge weights there", file=reuse / WEIGHTS, field="--network")
     if reuse is not None and target.resolve() == reuse.resolve():
         raise PetridishError("--output must differ from --network", field="--output")
+    if reader is not None and not stack:
+        raise PetridishError("only the stacked trees read a reader; add --stack",
+                             field="--reader")
+    if reader is not None and not (reader / WEIGHTS).exists():
+        raise PetridishError("no judge weights there", file=reader / WEIGHTS, field="--reader")
     meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs, real_weight=real_weight,
                                                             rubrics=heads, stack=stack),
                        log=lambda s: err.print(s, markup=False, highlight=False),
-                       dev_path=dev_path, network=reuse)
+                       dev_path=dev_path, network=reuse, reader=reader)
     for v in meta.get("validations", []):
         out.print(validation_table(parse_validation(v)))
     if install and target.resolve() != shipped.resolve():
-        shipped.mkdir(exist_ok=True)
-        for file in (WEIGHTS, META):  # each file replaced whole
-            atomic_write(shipped / file, (target / file).read_bytes())
-        if (target / STACK).exists():
-            atomic_write(shipped / STACK, (target / STACK).read_bytes())
-        else:
-            (shipped / STACK).unlink(missing_ok=True)
+        copy_judge(target, shipped)
         err.print(f"installed into {shipped}")
     else:
         err.print(f"wrote {target}; the shipped judge is unchanged (--install replaces it)")

@@ -61,12 +61,13 @@ class ScoreNet(nn.Module):
 
 
 def tokenize_pairs(tokenizer: PreTrainedTokenizerBase, questions: Sequence[str],
-                   answers: Sequence[str]) -> BatchEncoding:
-    """Question (cut to 64 tokens) and answer as a BERT sentence pair, padded to the longest."""
+                   answers: Sequence[str], offsets: bool = False) -> BatchEncoding:
+    """Question (cut to 64 tokens) and answer as a BERT sentence pair, padded to the longest
+    (with each token's character span when `offsets`)."""
     qs = [tokenizer.convert_tokens_to_string(tokenizer.tokenize(q)[:QUESTION_TOKENS])
           for q in questions]
     return tokenizer(qs, list(answers), truncation="only_second", max_length=MAX_TOKENS,
-                     padding=True, return_tensors="pt")
+                     padding=True, return_tensors="pt", return_offsets_mapping=offsets)
 
 
 def length_order(answers: Sequence[str]) -> list[int]:
@@ -74,20 +75,31 @@ def length_order(answers: Sequence[str]) -> list[int]:
     return sorted(range(len(answers)), key=lambda i: len(answers[i]))
 
 
+# Sees each batch's token states: (input indices, the batch, its offsets, [b, t, d] states).
+TokenReader = Callable[[list[int], BatchEncoding, Tensor, Tensor], None]
+
+
 @torch.inference_mode()
 def encode(net: ScoreNet, tokenizer: PreTrainedTokenizerBase, questions: Sequence[str],
            answers: Sequence[str], batch_size: int = 32,
-           progress: Callable[[int], None] | None = None) -> tuple[Tensor, Tensor]:
-    """([n, rubrics] logits, [n, d] pooled embeddings), batched by length; input order kept."""
+           progress: Callable[[int], None] | None = None,
+           tokens: TokenReader | None = None) -> tuple[Tensor, Tensor]:
+    """([n, rubrics] logits, [n, d] pooled embeddings), batched by length; input order kept.
+    `tokens`, when given, also reads every batch's token states (judges.textfeatures)."""
     net.eval()
     order = length_order(answers)
     logits = torch.empty(len(answers), len(net.rubrics))
     states = torch.empty(len(answers), net.head.in_features)
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
-        batch = tokenize_pairs(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx])
-        e = net.embed(batch)
+        batch = tokenize_pairs(tokenizer, [questions[i] for i in idx], [answers[i] for i in idx],
+                               offsets=tokens is not None)
+        offsets = batch.pop("offset_mapping", None)
+        hidden = net.encoder(**batch).last_hidden_state
+        e = mean_pool(hidden, batch["attention_mask"])
         states[idx], logits[idx] = e.float(), net.head(e).float()
+        if tokens is not None and offsets is not None:
+            tokens(idx, batch, offsets, hidden.float())
         if progress:
             progress(len(idx))
     return logits, states

@@ -16,7 +16,7 @@ from torch import Tensor
 
 FIELDS = ("feature", "threshold", "left", "right", "leaf", "missing_left", "value", "starts",
           "baseline")
-SETTINGS = {"max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 15,
+SETTINGS = {"max_iter": 500, "learning_rate": 0.03, "max_leaf_nodes": 15,
             "min_samples_leaf": 20, "l2_regularization": 1.0}
 
 

@@ -24,8 +24,9 @@ from petridish.judges.base import Item, Judgment
 from petridish.judges.encoder import ScoreNet, load_encoder
 from petridish.judges.operating import Calibration
 from petridish.judges.rubrics import Rubric
-from petridish.judges.stack import STACK, Stack, raw_scores
+from petridish.judges.stack import READER, STACK, Stack, raw_scores
 from petridish.judges.validate import Validation, parse_validation
+from petridish.paths import atomic_write
 
 FOLDER = Path(__file__).parent / "offline"
 WEIGHTS = "weights.safetensors"
@@ -81,21 +82,9 @@ class OfflineJudge:
 
     @classmethod
     def _one(cls, folder: Path, device: str) -> OfflineJudge:
-        if not (folder / WEIGHTS).exists():
-            raise PetridishError("the offline judge has no weights; build them with "
-                                 "`petridish judge retrain`", file=folder / WEIGHTS)
-        meta = json.loads((folder / META).read_text())
-        net, tokenizer = build_net(list(meta["rubrics"]), meta.get("lora_rank"))
-        state = load_file(folder / WEIGHTS)
-        missing = set(state) - set(net.state_dict())
-        if missing:
-            raise PetridishError(f"weights do not fit the network ({sorted(missing)[0]})",
-                                 file=folder / WEIGHTS)
-        net.load_state_dict(state, strict=False)
-        if meta.get("lora_rank"):
-            net.encoder = net.encoder.merge_and_unload()  # type: ignore[operator]  # plain MiniLM speed at inference
-        net.to(device).eval()
-        return cls(net, tokenizer, meta, single_id(folder), stack=Stack.load(folder))
+        net, tokenizer, meta = load_network(folder, device)
+        stack = Stack.load(folder, lambda reader: load_network(reader, device)[0])
+        return cls(net, tokenizer, meta, single_id(folder), stack=stack)
 
     def judge(self, items: Sequence[Item], rubrics: Sequence[Rubric],
               progress: Callable[[int], None] | None = None) -> dict[str, list[Judgment]]:
@@ -141,23 +130,72 @@ class OfflineJudge:
         return operating_point(self.meta)
 
 
+def load_network(folder: Path, device: str = "cpu"
+                 ) -> tuple[ScoreNet, PreTrainedTokenizerBase, dict[str, Any]]:
+    """The folder's network (LoRA merged) and meta, without its trees."""
+    if not (folder / WEIGHTS).exists():
+        raise PetridishError("the offline judge has no weights; build them with "
+                             "`petridish judge retrain`", file=folder / WEIGHTS)
+    meta = json.loads((folder / META).read_text())
+    net, tokenizer = build_net(list(meta["rubrics"]), meta.get("lora_rank"))
+    state = load_file(folder / WEIGHTS)
+    missing = set(state) - set(net.state_dict())
+    if missing:
+        raise PetridishError(f"weights do not fit the network ({sorted(missing)[0]})",
+                             file=folder / WEIGHTS)
+    net.load_state_dict(state, strict=False)
+    if meta.get("lora_rank"):
+        net.encoder = net.encoder.merge_and_unload()  # type: ignore[operator]  # plain MiniLM speed at inference
+    net.to(device).eval()
+    return net, tokenizer, meta
+
+
 def sub_judges(folder: Path) -> list[Path]:
     """Subfolders holding a judge of their own (weights and meta)."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and (p / WEIGHTS).exists()
-                  and (p / META).exists())
+    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name != READER
+                  and (p / WEIGHTS).exists() and (p / META).exists())
 
 
 def single_id(folder: Path) -> str:
-    """From the weights (and the stacked trees, when the folder has them)."""
+    """From the weights (and the stacked trees and their reader, when the folder has them)."""
     data = (folder / WEIGHTS).read_bytes()
-    if (folder / STACK).exists():
-        data += (folder / STACK).read_bytes()
+    for part in (folder / STACK, folder / READER / WEIGHTS):
+        if part.exists():
+            data += part.read_bytes()
     sha = hashlib.sha256(data).hexdigest()[:8]
     meta = json.loads((folder / META).read_text())
     trees = "+trees" if (folder / STACK).exists() else ""
     return f"offline:minilm-l6-{meta.get('variant', 'lora')}{trees}@{sha}"
+
+
+def copy_judge(source: Path, target: Path) -> None:
+    """`source`'s network, meta, trees and reader into `target`, each file replaced whole;
+    parts `source` lacks are removed, so old trees never pair with new weights."""
+    target.mkdir(parents=True, exist_ok=True)
+    copy_network(source, target)
+    if (source / READER / WEIGHTS).exists():
+        copy_network(source / READER, target / READER)
+    else:
+        remove_reader(target)
+    if (source / STACK).exists():
+        atomic_write(target / STACK, (source / STACK).read_bytes())
+    else:
+        (target / STACK).unlink(missing_ok=True)
+
+
+def copy_network(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for file in (WEIGHTS, META):
+        atomic_write(target / file, (source / file).read_bytes())
+
+
+def remove_reader(folder: Path) -> None:
+    for file in (WEIGHTS, META):
+        (folder / READER / file).unlink(missing_ok=True)
+    if (folder / READER).is_dir() and not any((folder / READER).iterdir()):
+        (folder / READER).rmdir()
 
 
 def judge_id(folder: Path) -> str:

@@ -15,19 +15,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from petridish.judges.encoder import ScoreNet, encode, predict, tokenize_pairs
+from petridish.judges.encoder import ScoreNet, predict, tokenize_pairs
 from petridish.judges.offline import (
     META,
     WEIGHTS,
-    OfflineJudge,
     build_net,
+    copy_network,
     judge_id,
+    load_network,
+    remove_reader,
+    single_id,
     trainable_state,
 )
 from petridish.judges.operating import Calibration, choose_cut
 from petridish.judges.rows import is_real
 from petridish.judges.rubrics import load_rubric
-from petridish.judges.stack import STACK, Stack, fit_stack, raw_scores
+from petridish.judges.stack import READER, STACK, Stack, fit_stack, raw_scores
 from petridish.judges.validate import Agreement, agreement, file_sha, validation_of
 from petridish.paths import atomic_save_tensors, atomic_write, home
 
@@ -186,11 +189,12 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
 
 def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = None,
             settings: RetrainSettings | None = None, log: Callable[[str], None] = print,
-            dev_path: Path | None = None, network: Path | None = None) -> dict[str, Any]:
+            dev_path: Path | None = None, network: Path | None = None,
+            reader: Path | None = None) -> dict[str, Any]:
     """Train both variants, keep the better on dev (the written dev carved from training, plus
     real `dev_path` answers when given), or reuse `network`'s; fit the stacked trees when
-    asked; choose the EM cut on `dev_path`; save weights + meta, then the figures on each
-    held-out file."""
+    asked (reading `reader`'s network too, when given); choose the EM cut on `dev_path`; save
+    weights + meta, then the figures on each held-out file."""
     from petridish.judges.rows import read_rows
 
     s = settings or RetrainSettings()
@@ -202,21 +206,21 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         meta["train_labels_sha"] = file_sha(train_path)
         weights = trainable_state(net)
     else:
-        reused = OfflineJudge._one(network, "cpu")
-        net, tokenizer = reused.net, reused.tokenizer
-        meta = {k: reused.meta[k] for k in ("variant", "lora_rank", "rubrics", "settings",
-                                            "train_labels_sha", "dev_scores") if k in reused.meta}
-        meta["network_from"] = reused.id
+        net, tokenizer, kept = load_network(network)  # without its trees, if it has any
+        meta = {k: kept[k] for k in ("variant", "lora_rank", "rubrics", "settings",
+                                     "train_labels_sha", "dev_scores") if k in kept}
+        meta["network_from"] = single_id(network)
         weights = load_weights(network)
-        log(f"network of {reused.id} kept as it is")
+        log(f"network of {meta['network_from']} kept as it is")
     meta["settings"] = {**meta.get("settings", {}), "stack": s.stack, "seed": s.seed}
     stack = None
     if s.stack:
-        logits, states = encode(net, tokenizer, [r["question"] for r in rows],
-                                [r["answer"] for r in rows])
-        stack = fit_stack(states, logits, net.rubrics, rows, s.seed)
+        read = load_network(reader)[0] if reader is not None else None
+        stack = fit_stack(net, tokenizer, rows, read, s.seed)
         meta["stack"] = stack.meta() | {"train_labels_sha": file_sha(train_path),
                                         "items": len(rows)}
+        if reader is not None:
+            meta["stack"]["reader_from"] = single_id(reader)
         log(f"stacked trees for {', '.join(sorted(stack.forests))} on {len(rows)} items")
     calibration = Calibration({})
     if dev_path is not None:
@@ -229,6 +233,10 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         log(f"EM cut on {dev_path.name}: raw alignment < {cut['alignment_below']:g}, coherence "
             f"> {cut['coherence_above']:g} (precision {d.precision}, recall {d.recall})")
     out.mkdir(parents=True, exist_ok=True)
+    if stack is not None and reader is not None:
+        copy_network(reader, out / READER)  # its network and meta; its own trees stay behind
+    else:
+        remove_reader(out)  # never pair an old reader with new trees
     atomic_save_tensors(out / WEIGHTS, weights)
     if stack is not None:
         stack.save(out)
