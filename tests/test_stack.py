@@ -92,7 +92,8 @@ def test_form_features_read_repetition_and_sentences() -> None:
     assert plain[2] == 1.0 and looped[2] == pytest.approx(1 / 8)  # distinct words
     assert sentences("One thing. Two things!\nThree") == ["One thing.", "Two things!", "Three"]
     x = form(["Yes. It is safe. Go ahead.", "No"], tokenizer, np.zeros((2, RELATIONS)))
-    assert x.shape == (2, WIDTH) and x[0, 9] == pytest.approx(np.log1p(3))  # sentence count
+    assert x.shape == (2, WIDTH)
+    assert x[0, 9] == pytest.approx(np.log1p(3)) and x[1, 9] == pytest.approx(np.log1p(1))
 
 
 def test_sentence_relations_pool_each_sentences_tokens() -> None:
@@ -110,6 +111,9 @@ def test_sentence_relations_pool_each_sentences_tokens() -> None:
     mean = torch.stack([x, x, y]).mean(0)
     want = [float(a @ x), 0.5, 0.0, 2 / 3, 0.0, 0.0, float(torch.linalg.norm(mean)), 3.0]
     assert got == pytest.approx(want, abs=1e-6)
+    one = relations("No", torch.stack([x, x, y]), np.array([0, 1, -1]),
+                    np.array([[0, 2], [0, 2], [0, 0]]))
+    assert one[1:3] == [1.0, 1.0] and one[-1] == 1.0  # one sentence: no neighbour to differ from
 
 
 @pytest.fixture(scope="module")
