@@ -181,6 +181,14 @@ def test_a_reader_is_copied_read_and_named(stacked: tuple[Path, Path], tmp_path:
                            [i.question for i in items], [i.answer for i in items])
     assert x.shape == (2, 2 + WIDTH + 2)
     np.testing.assert_allclose(x[:, -2:], x[:, :2] + 1.0, atol=1e-4)
+    told: list[tuple[int, int]] = []  # (judgments reported so far, reader batches run by then)
+    read = [0]
+    judge.stack.reader.encoder.register_forward_hook(lambda *_: read.__setitem__(0, read[0] + 1))
+    judge.batch_size = 1
+    judge.judge(items, load_rubrics("alignment,coherence"),
+                lambda n: told.append(((told[-1][0] if told else 0) + n, read[0])))
+    assert told[-1] == (4, 2)  # 2 items x 2 rubrics, the bar ends with the reader's pass
+    assert max(t for t, r in told if r == 0) <= 2  # the network's pass is half the work
     state["head.bias"] = state["head.bias"] + 1.0
     save_file(state, out / READER / "weights.safetensors")
     assert OfflineJudge.load(out).id != judge.id

@@ -52,11 +52,12 @@ class Stack:
 
     def inputs(self, logits: Tensor, relations: np.ndarray, rubrics: Sequence[str],
                tokenizer: Any, questions: Sequence[str], answers: Sequence[str],
-               batch_size: int = 32) -> np.ndarray:
+               batch_size: int = 32, progress: Callable[[int], None] | None = None
+               ) -> np.ndarray:
         """[n, features]: the network's two logits, the form, then the reader's two logits."""
         read = None
         if self.reader is not None:
-            read, _ = encode(self.reader, tokenizer, questions, answers, batch_size)
+            read, _ = encode(self.reader, tokenizer, questions, answers, batch_size, progress)
         return inputs(logits, rubrics, form(answers, tokenizer, relations), read,
                       None if self.reader is None else self.reader.rubrics)
 
@@ -106,12 +107,29 @@ def raw_scores(net: ScoreNet, tokenizer: Any, questions: Sequence[str], answers:
                progress: Callable[[int], None] | None = None) -> Tensor:
     """[n, rubrics] uncalibrated 0..100 scores: the heads, then the trees when there are any."""
     rel = Relations(answers) if stack is not None else None
-    logits, _ = encode(net, tokenizer, questions, answers, batch_size, progress, rel)
+    tick = None if progress is None else Passes(progress, 2 if stack and stack.reader else 1)
+    logits, _ = encode(net, tokenizer, questions, answers, batch_size, tick, rel)
     scores = torch.sigmoid(logits) * 100
     if stack is None or rel is None:
         return scores
-    x = stack.inputs(logits, rel.values, net.rubrics, tokenizer, questions, answers, batch_size)
+    x = stack.inputs(logits, rel.values, net.rubrics, tokenizer, questions, answers, batch_size,
+                     tick)
     return stack.rescore(scores, x, net.rubrics)
+
+
+class Passes:
+    """`k` encoder passes over the same items reported as one count of them (each item counts
+    1/k per pass), so a judge with a reader's pass shows one bar that ends when both do."""
+
+    def __init__(self, progress: Callable[[int], None], k: int) -> None:
+        self.progress, self.k, self.seen, self.told = progress, k, 0, 0
+
+    def __call__(self, n: int) -> None:
+        self.seen += n
+        now = self.seen // self.k
+        if now > self.told:
+            self.progress(now - self.told)
+            self.told = now
 
 
 def inputs(logits: Tensor, rubrics: Sequence[str], form: np.ndarray,
