@@ -1,17 +1,18 @@
 """Build the offline judge's real-text validation set from a run's answers and two raters.
 
-Step 1, `blind EXPORT.jsonl BATCH`: the `val*` answers of `petridish export` (a run of
-experiments/judge_data.toml) not yet in `answers.jsonl`, deduplicated, shuffled and renamed
-`v0001`…, are appended to `answers.jsonl` (id, question, answer: what raters see) and
-`sources.jsonl` (id → subject, assay, question id: never shown to raters), and written as
+Step 1, `blind EXPORT.jsonl BATCH [ASSAYS]`: the `val*` (or `ASSAYS*`) answers of `petridish
+export` (a run of experiments/judge_data.toml) not yet in `answers.jsonl`, deduplicated,
+shuffled and renamed `v0001`…, are appended to `answers.jsonl` (id, question, answer: what
+raters see) and `sources.jsonl` (id → subject, assay, question id: never shown to raters), and written as
 rater chunks `chunks/BATCH_chunkK.jsonl`.
 
 Step 2, `merge`: each rater's chunk labels (`labels/raw/a_*.jsonl`, `b_*.jsonl`: {id,
 alignment, coherence}) are joined into `labels/rater_a.jsonl` / `rater_b.jsonl` and checked;
 their agreement is printed (κ at the EM thresholds, Spearman) and the mean label of each
 answer is written to the judge's label files, split **by question**: a third of the questions
-go to `real_dev.jsonl` (model selection), the rest to `real_heldout.jsonl` (final figures
-only). Run from the repo root: `python datasets/judge_validation/build.py merge`.
+go to `real_dev.jsonl` (model selection) with every batch-4 question, the rest to
+`real_heldout.jsonl` (final figures only). Run from the repo root:
+`python datasets/judge_validation/build.py merge`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ HERE = Path(__file__).parent
 OUT = HERE.parents[1] / "src" / "petridish" / "data" / "builtin" / "judge_labels"
 RUBRICS = ("alignment", "coherence")
 DEV_SHARE = 1 / 3
+DEV_PREFIX = "val4-"
 CHUNKS = 3
 
 
@@ -42,11 +44,13 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
-def blind(export: Path, batch: str) -> None:
-    """New answers (not yet in answers.jsonl) get the next ids, shuffled, in rater chunks
-    `chunks/BATCH_chunkK.jsonl`; answers already labelled keep their ids."""
+def blind(export: Path, batch: str, assays: str = "val") -> None:
+    """New answers (not yet in answers.jsonl) of the assays named `ASSAYS*` get the next ids,
+    shuffled, in rater chunks `chunks/BATCH_chunkK.jsonl`; answers already labelled keep their
+    ids. (Batch 4 took `val4` only: the judge had changed, so the run re-steered the base model
+    along a new direction, and those answers to the older questions were left out.)"""
     rows = [r for r in read_jsonl(export) if r.get("answer") and not r.get("failed")
-            and r["assay"].startswith("val")]
+            and r["assay"].startswith(assays)]
     answers = read_jsonl(HERE / "answers.jsonl") if (HERE / "answers.jsonl").exists() else []
     sources = read_jsonl(HERE / "sources.jsonl") if answers else []
     seen = {r["answer"].strip() for r in answers}
@@ -73,6 +77,10 @@ def blind(export: Path, batch: str) -> None:
 
 
 def dev_question(question_id: str) -> bool:
+    """A third of the questions by hash; every batch-4 question (`val4-*`, written to give the
+    EM cut more EM answers to be chosen on) is dev, as decided before it was labelled."""
+    if question_id.startswith(DEV_PREFIX):
+        return True
     h = int(hashlib.sha256(("dev:" + question_id).encode()).hexdigest()[:8], 16)
     return h / 0xFFFFFFFF < DEV_SHARE
 
@@ -155,7 +163,8 @@ def _group(src: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["blind"]:
-        blind(Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "batch1")
+        blind(Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "batch1",
+              *sys.argv[4:5])
     elif sys.argv[1:2] == ["merge"]:
         merge()
     else:
