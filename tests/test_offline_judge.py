@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from petridish.errors import PetridishError
-from petridish.judges.base import Item, make_judge
+from petridish.judges.backends import make_judge
+from petridish.judges.base import Item
 from petridish.judges.offline import FOLDER, OfflineJudge
 from petridish.judges.rubrics import Rubric, load_rubric, load_rubrics
 from petridish.judges.train_offline import RetrainSettings, retrain
@@ -64,6 +65,22 @@ def test_the_em_cut_is_chosen_on_dev_and_applied_as_calibration(small_judge: Pat
         assert [j.score for j in calibrated[rubric]] == pytest.approx(want)
     assert judge.operating_point is None
     assert "dev.jsonl" in (OfflineJudge.load(small_judge).operating_point or "")
+
+
+def test_a_new_em_cut_gives_the_judge_a_new_id(small_judge: Path, tmp_path: Path) -> None:
+    """Same weights, another calibration: other scores, so cached judgments must not match."""
+    from petridish.judges.offline import copy_judge
+    from petridish.judges.operating import Calibration
+
+    other = tmp_path / "recut"
+    copy_judge(small_judge, other)
+    meta = json.loads((other / "meta.json").read_text())
+    cut = {**meta["em_cut"], "alignment_below": meta["em_cut"]["alignment_below"] + 4}
+    meta["calibration"] = Calibration.from_cut(cut).as_json()
+    (other / "meta.json").write_text(json.dumps(meta))
+    assert OfflineJudge.load(other).id != OfflineJudge.load(small_judge).id
+    copy_judge(small_judge, other)
+    assert OfflineJudge.load(other).id == OfflineJudge.load(small_judge).id
 
 
 def test_retrained_judge_scores_every_rubric_in_range(small_judge: Path) -> None:

@@ -159,13 +159,16 @@ def sub_judges(folder: Path) -> list[Path]:
 
 
 def single_id(folder: Path) -> str:
-    """From the weights (and the stacked trees and their reader, when the folder has them)."""
+    """From the weights (and the stacked trees and their reader, when the folder has them) and
+    the calibration: a new EM cut changes every score, so it must not reuse cached ones."""
     data = (folder / WEIGHTS).read_bytes()
     for part in (folder / STACK, folder / READER / WEIGHTS):
         if part.exists():
             data += part.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()[:8]
     meta = json.loads((folder / META).read_text())
+    if meta.get("calibration"):
+        data += json.dumps(meta["calibration"], sort_keys=True).encode()
+    sha = hashlib.sha256(data).hexdigest()[:8]
     trees = "+trees" if (folder / STACK).exists() else ""
     return f"offline:minilm-l6-{meta.get('variant', 'lora')}{trees}@{sha}"
 
