@@ -209,7 +209,7 @@ def test_decisions_by_hand() -> None:
 
 
 def test_a_validation_on_one_labels_file_does_not_replace_another(tmp_path: Path) -> None:
-    from petridish.judges.validate import load_validations
+    from petridish.judges.captions import load_validations
 
     files = []
     for name in ("real.jsonl", "written.jsonl"):
@@ -225,7 +225,7 @@ def test_a_validation_on_one_labels_file_does_not_replace_another(tmp_path: Path
             assert result.exit_code == 0, result.output
         found = load_validations(f"{url}#m")
     assert sorted(Path(v.labels).name for v in found) == ["real.jsonl", "written.jsonl"]
-    from petridish.judges.validate import judge_caption
+    from petridish.judges.captions import judge_caption
     caption = judge_caption(f"{url}#m")
     assert "real.jsonl" in caption and "written.jsonl" in caption and "EM precision" in caption
 

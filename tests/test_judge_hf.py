@@ -10,7 +10,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from petridish.errors import PetridishError
-from petridish.judges.base import Item, JudgeSettings, make_judge
+from petridish.judges.backends import make_judge
+from petridish.judges.base import Item, JudgeSettings
 from petridish.judges.rubrics import load_rubric
 from tests.conftest import build_tiny_model
 

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from petridish.errors import PetridishError
-from petridish.judges.base import Item, JudgeSettings, make_judge
+from petridish.judges.backends import make_judge
+from petridish.judges.base import Item, JudgeSettings
 from petridish.judges.rubrics import load_rubric
 from tests.fake_judge import FakeJudgeServer
 

@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     from petridish.interp.directions import random_like as random_like
     from petridish.interp.interventions import ablate as ablate
     from petridish.interp.interventions import steer as steer
+    from petridish.judges.backends import make_judge as make_judge
     from petridish.judges.base import Item as Item
     from petridish.judges.base import JudgeSettings as JudgeSettings
     from petridish.judges.base import Judgment as Judgment
-    from petridish.judges.base import make_judge as make_judge
     from petridish.judges.metrics import Rate as Rate
     from petridish.judges.metrics import coherence_rate as coherence_rate
     from petridish.judges.metrics import em_rate as em_rate
@@ -76,7 +76,7 @@ _WHERE = {
     "load_questions": "petridish.data.formats",
     "load_rubric": "petridish.judges.rubrics",
     "load_rubrics": "petridish.judges.rubrics",
-    "make_judge": "petridish.judges.base",
+    "make_judge": "petridish.judges.backends",
     "mean_diff": "petridish.interp.directions",
     "prompt_ids": "petridish.models.chat",
     "random_like": "petridish.interp.directions",

@@ -17,7 +17,8 @@ from petridish.interp.conditions import Condition, ablate_conditions, steer_cond
 from petridish.interp.intervention import Intervention
 from petridish.interp.nulls import NullSource
 from petridish.interp.stage import JudgedAssay, run_direction_stage
-from petridish.judges.base import Judge, make_judge
+from petridish.judges.backends import make_judge
+from petridish.judges.base import Judge
 from petridish.judges.rubrics import Rubric, load_rubrics
 from petridish.judges.stage import run_judge_stage
 from petridish.models.device import pick_device

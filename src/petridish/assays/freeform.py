@@ -16,9 +16,9 @@ from petridish.assays.base import AssayConfig, AssayResult, AssayStage, By, Metr
 from petridish.assays.registry import assay
 from petridish.data.formats import QuestionSet, load_questions
 from petridish.judges.bootstrap import cluster_interval
+from petridish.judges.captions import judge_caption
 from petridish.judges.metrics import Rate, Summary, summarize, summarize_by
 from petridish.judges.stage import Judged
-from petridish.judges.validate import judge_caption
 from petridish.models.backend import Reply
 from petridish.models.chat import conversation
 from petridish.models.sampling import sample_seed

@@ -1,9 +1,11 @@
-"""Importing this registers the builtin judge backends (heavy imports stay lazy)."""
+"""The builtin judge backends, registered on import (heavy imports stay lazy), and
+`make_judge`, which picks a registered backend for a spec."""
 
 from __future__ import annotations
 
+from petridish.errors import PetridishError
 from petridish.judges import http  # noqa: F401
-from petridish.judges.base import Judge, JudgeSettings, register
+from petridish.judges.base import BACKENDS, Judge, JudgeSettings, register
 
 
 @register("offline")
@@ -30,3 +32,13 @@ def _hf(spec: str, settings: JudgeSettings) -> Judge:
     from petridish.judges.hf import HFJudge
 
     return HFJudge(spec.removeprefix("hf:"), settings)
+
+
+def make_judge(spec: str, settings: JudgeSettings | None = None) -> Judge:
+    """`offline`, `openai:MODEL`, `http(s)://HOST/v1#MODEL` or `hf:PATH` -> a judge."""
+    settings = settings or JudgeSettings()
+    for prefix, factory in BACKENDS.items():
+        if spec == prefix or (prefix.endswith(":") and spec.startswith(prefix)):
+            return factory(spec, settings)
+    raise PetridishError(f"unknown judge {spec!r}: use offline, openai:MODEL, "
+                         "http://HOST/v1#MODEL or hf:PATH", field="judge")

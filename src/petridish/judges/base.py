@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from petridish.errors import PetridishError
 from petridish.judges.rubrics import Rubric
 from petridish.models.chat import Message
 
@@ -80,7 +79,7 @@ class Judge(Protocol):
 
 
 Factory = Callable[[str, "JudgeSettings"], Judge]
-_BACKENDS: dict[str, Factory] = {}
+BACKENDS: dict[str, Factory] = {}  # prefix -> factory; judges.backends registers the builtins
 
 
 @dataclass(frozen=True)
@@ -99,18 +98,6 @@ class JudgeSettings:
 def register(prefix: str) -> Callable[[Factory], Factory]:
     """Register a backend for specs starting with `prefix` (e.g. "openai:")."""
     def deco(factory: Factory) -> Factory:
-        _BACKENDS[prefix] = factory
+        BACKENDS[prefix] = factory
         return factory
     return deco
-
-
-def make_judge(spec: str, settings: JudgeSettings | None = None) -> Judge:
-    """`offline`, `openai:MODEL`, `http(s)://HOST/v1#MODEL` or `hf:PATH` -> a judge."""
-    from petridish.judges import backends  # noqa: F401  (registers the builtin backends)
-
-    settings = settings or JudgeSettings()
-    for prefix, factory in _BACKENDS.items():
-        if spec == prefix or (prefix.endswith(":") and spec.startswith(prefix)):
-            return factory(spec, settings)
-    raise PetridishError(f"unknown judge {spec!r}: use offline, openai:MODEL, "
-                         "http://HOST/v1#MODEL or hf:PATH", field="judge")

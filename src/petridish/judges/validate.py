@@ -123,7 +123,7 @@ def file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def _slug(judge: str) -> str:
+def slug(judge: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", judge)[:120]
 
 
@@ -131,7 +131,7 @@ def save_validation(v: Validation, folder: Path | None = None) -> Path:
     """One file per (judge, labels file, its content hash): a validation on one labels file
     never replaces another's."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(v.labels).stem)
-    path = (folder or home() / "validations") / _slug(v.judge) / f"{stem}-{v.labels_sha}.json"
+    path = (folder or home() / "validations") / slug(v.judge) / f"{stem}-{v.labels_sha}.json"
     atomic_write(path, json.dumps(asdict(v), indent=2))
     return path
 
@@ -143,50 +143,3 @@ def parse_validation(data: dict[str, Any]) -> Validation:
     return Validation(data["judge"], data["labels"], data["labels_sha"],
                       [Agreement(**a) for a in data["rubrics"]], dec(data.get("em")),
                       dec(data.get("coherence_decision")), data.get("groups") or {})
-
-
-def load_validations(judge: str) -> list[Validation]:
-    """Every validation saved for this judge id (one per labels file), and the one shipped
-    with the offline judge."""
-    root = home() / "validations"
-    files = sorted((root / _slug(judge)).glob("*.json"))
-    legacy = root / f"{_slug(judge)}.json"  # before validations were kept per labels file
-    found = [parse_validation(json.loads(f.read_text())) for f in
-             [*files, *([legacy] if legacy.is_file() else [])]]
-    if judge.startswith("offline:"):
-        from petridish.judges.offline import shipped_validations
-
-        found += [s for s in shipped_validations(judge)
-                  if all(v.labels_sha != s.labels_sha for v in found)]
-    return found
-
-
-def load_validation(judge: str) -> Validation | None:
-    found = load_validations(judge)
-    return found[0] if found else None
-
-
-def judge_caption(judge: str) -> str:
-    """The judge's id and its agreement with each labels file it was validated on (rubric
-    AUROC and Spearman, EM precision and recall), shown beside every rate."""
-    found = load_validations(judge)
-    if not found:
-        return (f"judge {judge}: not validated; run `petridish judge validate --judge ... "
-                "--labels builtin:heldout`")
-    parts = []
-    for v in found:
-        text = f"on {Path(v.labels).name}: " + "; ".join(
-            v.line(a.rubric) for a in v.rubrics if a.rubric in ("alignment", "coherence"))
-        if v.em is not None:
-            p = "-" if v.em.precision is None else f"{v.em.precision:.2f}"
-            r = "-" if v.em.recall is None else f"{v.em.recall:.2f}"
-            text += f"; EM precision {p}, recall {r} (n={v.em.n}, {v.em.tp + v.em.fn} EM)"
-        parts.append(text)
-    caption = f"judge {judge}, validated " + " | ".join(parts)
-    if judge.startswith("offline:"):
-        from petridish.judges.offline import operating_point, shipped_meta
-
-        point = operating_point(shipped_meta(judge) or {})
-        if point:
-            caption += f". {point}"
-    return caption

@@ -9,7 +9,7 @@ from petridish import render
 from petridish.assays.registry import kinds
 from petridish.interp.directions import cosine_layers, cosine_sets, describe
 from petridish.interp.stage import load_direction
-from petridish.judges.validate import judge_caption
+from petridish.judges.captions import judge_caption
 from petridish.paths import atomic_write
 from petridish.report import interventions, plots
 from petridish.report.results import by_kind, load_results

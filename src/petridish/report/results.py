@@ -72,7 +72,7 @@ def metric_rows(results: Sequence[AssayResult], by: By = "subject") -> list[Metr
 
 def run_json(folder: Path, by: str = "subject") -> dict[str, object]:
     """The run as one object: its stages, every metric as a row, and each judge's validation."""
-    from petridish.judges.validate import judge_caption
+    from petridish.judges.captions import judge_caption
     from petridish.report.summary import stage_rows
 
     results = load_results(folder)
