@@ -75,7 +75,7 @@ def _judge_rows(judge: Judge, rows: list[dict[str, Any]], rubrics: list[Rubric],
 
 def _judge_file(spec: str, rubric_text: str, input: Path | None, output: Path | None,
                 settings: JudgeSettings) -> None:
-    from petridish.judges.base import make_judge
+    from petridish.judges.backends import make_judge
     from petridish.judges.rows import judged_rows, read_rows, write_rows
     from petridish.judges.rubrics import load_rubrics
 
@@ -130,7 +130,7 @@ def _validate(labels: str, spec: str, rubric_text: str | None, settings: JudgeSe
               group_by: str | None = None, as_json: bool = False) -> None:
     import json
 
-    from petridish.judges.base import make_judge
+    from petridish.judges.backends import make_judge
     from petridish.judges.rows import read_rows
     from petridish.judges.rubrics import load_rubrics, rubric_names
     from petridish.judges.validate import save_validation, validation_of
