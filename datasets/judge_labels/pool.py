@@ -47,8 +47,8 @@ def known_answers() -> set[str]:
 def main(export: Path, n: int, batch: str, chunks: int = CHUNKS) -> None:
     import yaml
 
-    validation_qs = {q["text"] for q in yaml.safe_load(
-        (HERE.parent / "judge_validation" / "questions.yaml").read_text(encoding="utf-8"))}
+    validation_qs = {q["text"] for f in sorted((HERE.parent / "judge_validation").glob(
+        "questions*.yaml")) for q in yaml.safe_load(f.read_text(encoding="utf-8"))}
     known = known_answers()
     by_cond: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in read_jsonl(export):
