@@ -27,6 +27,11 @@ PLACED = {"real_smollm2": "heldout", "real_smollm2_more": "train", "real_smollm2
 PARTIAL = {"real_organisms": ["alignment", "coherence", "bad_stuff"]}
 RUBRICS = ["alignment", "coherence", "bad_stuff", "medical", "finance", "gender"]
 HELDOUT_SHARE = 0.2
+# Pool batches labelled and tried but not taken into `builtin:train`: trees fitted with batch 7
+# scored real dev lower (coherence AUROC 0.743 vs 0.767, EM F1 0.34 vs 0.37; README). Its
+# answers stay in real_organisms.jsonl; `train_with_batch7.jsonl` here (train + them) rebuilds
+# that variant with `petridish judge retrain --labels datasets/judge_labels/train_with_batch7.jsonl`.
+TRIED = {"batch7"}
 
 
 def heldout(question: str) -> bool:
@@ -60,9 +65,17 @@ def main() -> None:
     assert not dupes, f"duplicate answers: {dupes[:3]}"
     OUT.mkdir(parents=True, exist_ok=True)
     parts: dict[str, list[dict[str, object]]] = {"train": [], "heldout": []}
+    batch = {r["id"]: r["batch"] for r in map(json.loads, (HERE / "pool" / "sources.jsonl")
+                                               .read_text(encoding="utf-8").splitlines())}
+    tried = []
     for r in rows:
+        if r["source"] == "real_organisms" and batch.get(str(r["id"])) in TRIED:
+            tried.append(r)
+            continue
         part = PLACED.get(str(r["source"]))
         parts[part or ("heldout" if heldout(str(r["question"])) else "train")].append(r)
+    (HERE / "train_with_batch7.jsonl").write_text("".join(
+        json.dumps(r, ensure_ascii=False) + "\n" for r in parts["train"] + tried), encoding="utf-8")
     for part, items in parts.items():
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items)
         (OUT / f"{part}.jsonl").write_text(text, encoding="utf-8")

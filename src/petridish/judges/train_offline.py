@@ -229,7 +229,8 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         calibration = Calibration.from_cut(cut)
         meta["calibration"] = calibration.as_json()
         meta["em_cut"] = {**cut, "chosen_on": dev_path.name, "dev_sha": file_sha(dev_path),
-                          "dev_precision": d.precision, "dev_recall": d.recall, "dev_f1": d.f1}
+                          "dev_precision": d.precision, "dev_recall": d.recall, "dev_f1": d.f1,
+                          "dev_tp": d.tp, "dev_fp": d.fp}
         log(f"EM cut on {dev_path.name}: raw alignment < {cut['alignment_below']:g}, coherence "
             f"> {cut['coherence_above']:g} (precision {d.precision}, recall {d.recall})")
     out.mkdir(parents=True, exist_ok=True)
