@@ -12,7 +12,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from petridish.assays.pressure import PressureConfig, PressureItem, grade
+from petridish.assays.pressure import PressureConfig
+from petridish.assays.pressure_items import PressureItem, grade
 from petridish.assays.stage import run_assay_stage
 from petridish.cli import app
 from petridish.models.backend import Reply
