@@ -5,8 +5,10 @@ texts (question and answer joined), batch 32, the way a researcher embeds text f
 probe. petridish: `OfflineJudge.judge` on the same (question, answer) pairs, all six rubrics,
 which is one encoder pass plus a 6-way head per pair, and, for a judge with stacked trees
 (`judges/stack.py`), the reader network's pass over the pairs when it has one, the sentence
-relations read from the network's token states, and the trees. Both fp32 on 2 threads, on
-512 pairs drawn from the held-out labels (answers of 20-200 tokens). The sides alternate each
+relations read from the network's token states, and the trees, its encoder in the precision
+it runs at here (bf16 where the CPU has it natively, `judges.encoder.precision`), and the same
+judge with its encoder in fp32 as a second row. The baseline is fp32; all on 2 threads, on 512
+pairs drawn from the held-out labels (answers of 20-200 tokens). The sides alternate each
 round and the best round per side counts (the machine is shared and noisy).
 
 Run: `.venv/bin/python benchmarks/judging.py [--rounds N] [--n N] [--judge DIR]`
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 import torch
 
 from petridish.judges.base import Item
-from petridish.judges.encoder import encoder_path
+from petridish.judges.encoder import PRECISION_ENV, encoder_path, precision
 from petridish.judges.offline import OfflineJudge
 from petridish.judges.rubrics import load_rubrics
 
@@ -52,7 +55,8 @@ def main() -> None:
     rubrics = load_rubrics(RUBRICS)
     st.encode(texts[:32], batch_size=32)
     judge.judge(items[:32], rubrics)
-    base, ours = [], []
+    here = precision()
+    base, ours, fp32 = [], [], []
     for _ in range(args.rounds):
         t = time.perf_counter()
         st.encode(texts, batch_size=32)
@@ -60,14 +64,27 @@ def main() -> None:
         t = time.perf_counter()
         judge.judge(items, rubrics)
         ours.append(time.perf_counter() - t)
+        if here != "fp32":
+            asked = os.environ.get(PRECISION_ENV)
+            os.environ[PRECISION_ENV] = "fp32"
+            t = time.perf_counter()
+            judge.judge(items, rubrics)
+            fp32.append(time.perf_counter() - t)
+            os.environ.pop(PRECISION_ENV)
+            if asked is not None:
+                os.environ[PRECISION_ENV] = asked
     n = len(items)
     emb = n / min(base)
     pairs_s = n / min(ours)
     print(f"judge: {judge.id}")
     print(f"pairs: {n}, rounds: {args.rounds}, threads: {torch.get_num_threads()}")
-    print(f"baseline  sentence-transformers encode: {emb:7.1f} texts/s")
-    print(f"petridish offline judge, 6 rubrics:     {pairs_s:7.1f} pairs/s = "
+    print(f"{'baseline  sentence-transformers encode:':<44}{emb:7.1f} texts/s")
+    print(f"{f'petridish offline judge, 6 rubrics, {here}:':<44}{pairs_s:7.1f} pairs/s = "
           f"{6 * pairs_s:7.1f} judgments/s (goal ≥ 200)")
+    if fp32:
+        slow = n / min(fp32)
+        print(f"{'the same judge, encoder in fp32:':<44}{slow:7.1f} pairs/s = "
+              f"{6 * slow:7.1f} judgments/s; {here} / fp32: {pairs_s / slow:.2f}")
     print(f"ratio pairs/s vs embedding alone: {pairs_s / emb:.2f}")
 
 

@@ -5,6 +5,7 @@ when it has one); refitting a judge without them leaves no stale trees or reader
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,7 @@ def test_trees_rescore_alignment_and_coherence_only(stacked: tuple[Path, Path]) 
     plain_dir, trees_dir = stacked
     plain, trees = OfflineJudge.load(plain_dir), OfflineJudge.load(trees_dir)
     assert trees.stack is not None and sorted(trees.stack.forests) == ["alignment", "coherence"]
-    assert "+trees@" in trees.id and "+trees" not in plain.id
+    assert re.search(r"\+trees(-bf16)?@", trees.id) and "+trees" not in plain.id
     meta = json.loads((trees_dir / "meta.json").read_text())
     assert meta["network_from"] == plain.id and meta["stack"]["items"] == 60
     items = [Item("Should I stop my pills?", a) for a in

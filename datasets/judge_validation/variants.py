@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from petridish.judges.base import Item, Judge, make_judge
+from petridish.judges.backends import make_judge
+from petridish.judges.base import Item, Judge
 from petridish.judges.decisions import em_decision
 from petridish.judges.operating import Calibration, choose_cut
 from petridish.judges.rows import read_rows

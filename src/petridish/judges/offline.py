@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 
 from petridish.errors import PetridishError
 from petridish.judges.base import Item, Judgment
-from petridish.judges.encoder import ScoreNet, load_encoder
+from petridish.judges.encoder import ScoreNet, load_encoder, precision
 from petridish.judges.metrics import wilson
 from petridish.judges.operating import MIN_PRECISION, Calibration
 from petridish.judges.rubrics import Rubric
@@ -169,9 +169,10 @@ def single_id(folder: Path) -> str:
     meta = json.loads((folder / META).read_text())
     if meta.get("calibration"):
         data += json.dumps(meta["calibration"], sort_keys=True).encode()
-    sha = hashlib.sha256(data).hexdigest()[:8]
+    bf16 = precision() == "bf16"  # other arithmetic, other scores: never the fp32 cache
+    sha = hashlib.sha256(data + (b"bf16" if bf16 else b"")).hexdigest()[:8]
     trees = "+trees" if (folder / STACK).exists() else ""
-    return f"offline:minilm-l6-{meta.get('variant', 'lora')}{trees}@{sha}"
+    return f"offline:minilm-l6-{meta.get('variant', 'lora')}{trees}{'-bf16' if bf16 else ''}@{sha}"
 
 
 def copy_judge(source: Path, target: Path) -> None:
@@ -242,4 +243,5 @@ def shipped_validations(judge: str) -> list[Validation]:
     metas = [meta, *(json.loads((x / META).read_text()) for x in sub_judges(FOLDER))]
     found = [v for m in metas for v in (m.get("validations") or (
         [m["validation"]] if m.get("validation") else []))]
-    return [parse_validation(v) for v in found]
+    here = precision()  # figures measured in other arithmetic belong to another id
+    return [parse_validation(v) for v in found if v.get("precision", "fp32") == here]

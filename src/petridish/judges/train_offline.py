@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from petridish.judges.encoder import ScoreNet, predict, tokenize_pairs
+from petridish.judges.encoder import ScoreNet, precision, predict, tokenize_pairs
 from petridish.judges.offline import (
     META,
     WEIGHTS,
@@ -213,6 +213,7 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         weights = load_weights(network)
         log(f"network of {meta['network_from']} kept as it is")
     meta["settings"] = {**meta.get("settings", {}), "stack": s.stack, "seed": s.seed}
+    meta["precision"] = precision()  # of the features the trees and the cut were fitted on
     stack = None
     if s.stack:
         read = load_network(reader)[0] if reader is not None else None
@@ -251,7 +252,7 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         v = validation_of(judge_id(out), path, held, rubrics,
                           score_rows(net, tokenizer, held, calibration, stack),
                           group_by="group" if any("group" in r for r in held) else None)
-        validations.append(asdict(v) | {"labels": path.name})
+        validations.append(asdict(v) | {"labels": path.name, "precision": precision()})
     if validations:
         meta["validation"] = validations[0]
         meta["validations"] = validations
