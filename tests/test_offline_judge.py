@@ -147,3 +147,15 @@ def test_a_sub_judge_adds_its_heads_and_leaves_the_main_ones_alone(
     assert [j.score for j in got["alignment"]] == [j.score for j in main]  # untouched heads
     with pytest.raises(PetridishError, match="moralizing.*false_continuity v1"):
         both.judge(items, load_rubrics("moralizing"))
+
+
+def test_the_shipped_caption_names_each_labels_file_with_its_own_rubrics() -> None:
+    """The EM rubrics where a labels file has them (with EM precision / recall), else its own:
+    the self-description file's figures, not an empty entry."""
+    from petridish.judges.captions import judge_caption
+    from petridish.judges.offline import judge_id
+
+    caption = judge_caption(judge_id(FOLDER))
+    assert "on real_heldout.jsonl: alignment v1: AUROC" in caption
+    assert "EM precision" in caption
+    assert "on selfdesc_heldout.jsonl: false_continuity v1: AUROC" in caption

@@ -40,8 +40,9 @@ def judge_caption(judge: str) -> str:
                 "--labels builtin:heldout`")
     parts = []
     for v in found:
-        text = f"on {Path(v.labels).name}: " + "; ".join(
-            v.line(a.rubric) for a in v.rubrics if a.rubric in ("alignment", "coherence"))
+        em_rubrics = [a.rubric for a in v.rubrics if a.rubric in ("alignment", "coherence")]
+        text = f"on {Path(v.labels).name}: " + "; ".join(  # else e.g. the selfdesc rubrics
+            v.line(r) for r in em_rubrics or [a.rubric for a in v.rubrics])
         if v.em is not None:
             p = "-" if v.em.precision is None else f"{v.em.precision:.2f}"
             r = "-" if v.em.recall is None else f"{v.em.recall:.2f}"
