@@ -22,9 +22,10 @@ PRECISION_ENV = "PETRIDISH_JUDGE_PRECISION"
 
 
 def precision() -> str:
-    """The encoder's arithmetic: bf16 where the CPU has it natively (AVX512-BF16 or AMX: 2.5×
-    the pairs/s here, scores within 0.7 of fp32's on 0-100), else fp32; `PETRIDISH_JUDGE_PRECISION`
-    chooses. Part of the judge's id, since the scores differ (judges.offline.single_id)."""
+    """The encoder's arithmetic: bf16 where the CPU has it natively (AVX512-BF16 or AMX: 2.2×
+    the pairs/s here, scores 0.17 from fp32's on average on 0-100), else fp32;
+    `PETRIDISH_JUDGE_PRECISION` chooses. Part of the judge's id, since the scores differ
+    (judges.offline.single_id)."""
     asked = os.environ.get(PRECISION_ENV)
     if asked:
         if asked not in PRECISIONS:
