@@ -69,3 +69,17 @@ def test_the_shipped_figures_are_those_of_the_precision_in_use(
         seen[p] = {(v.judge, Path(v.labels).name) for v in found}
     assert not seen["fp32"] & seen["bf16"]
     assert {n for _, n in seen["fp32"]} == {n for _, n in seen["bf16"]}
+
+
+def test_a_run_refuses_a_wrong_precision_before_anything_is_sampled(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from petridish.cli import app
+    from tests.helpers import one_line_error, write_experiment
+
+    exp = write_experiment(tmp_path, tiny_model_dir)
+    monkeypatch.setenv(PRECISION_ENV, "fp8")
+    one_line_error(CliRunner().invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "runs")]),
+                   PRECISION_ENV, "'fp8'", "exp.toml")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

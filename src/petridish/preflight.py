@@ -114,6 +114,10 @@ def _preflight(exp: Experiment, base_dir: Path) -> None:
     check_train(exp, base_dir)
     check_judge_is_no_subject(exp, base_dir)
     check_interventions(exp, base_dir)
+    if os.environ.get("PETRIDISH_JUDGE_PRECISION"):  # a wrong one, before anything is sampled
+        from petridish.judges.encoder import precision
+
+        precision()
 
 
 def check_train(exp: Experiment, base_dir: Path) -> None:

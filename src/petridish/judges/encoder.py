@@ -29,8 +29,8 @@ def precision() -> str:
     asked = os.environ.get(PRECISION_ENV)
     if asked:
         if asked not in PRECISIONS:
-            raise PetridishError(f"{PRECISION_ENV}={asked}: expected one of "
-                                 f"{', '.join(PRECISIONS)}", field=PRECISION_ENV)
+            raise PetridishError(f"{asked!r} is not one of {', '.join(PRECISIONS)}",
+                                 field=PRECISION_ENV)
         return asked
     native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return "bf16" if native else "fp32"
