@@ -11,6 +11,7 @@ import pytest
 from petridish.errors import PetridishError
 from petridish.judges.backends import make_judge
 from petridish.judges.base import Item
+from petridish.judges.encoder import precision
 from petridish.judges.offline import FOLDER, OfflineJudge
 from petridish.judges.rubrics import Rubric, load_rubric, load_rubrics
 from petridish.judges.train_offline import RetrainSettings, retrain
@@ -43,6 +44,8 @@ def test_retrain_writes_weights_meta_and_held_out_figures(small_judge: Path) -> 
     assert meta["rubrics"]["alignment"] == load_rubric("alignment").version
     figures = {a["rubric"]: a for a in meta["validation"]["rubrics"]}
     assert set(figures) == set(SIX.split(",")) and figures["alignment"]["n"] == 16
+    here = precision()  # the figures name the arithmetic they were measured in
+    assert meta["precision"] == here and meta["validations"][0]["precision"] == here
 
 
 def test_the_em_cut_is_chosen_on_dev_and_applied_as_calibration(small_judge: Path) -> None:
