@@ -9,15 +9,14 @@ picks the ones of the precision in use).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from petridish.judges.base import Item
 from petridish.judges.encoder import precision
 from petridish.judges.offline import FOLDER, META, OfflineJudge, single_id, sub_judges
-from petridish.judges.rows import read_rows
-from petridish.judges.rubrics import load_rubric
-from petridish.judges.validate import validation_of
+from petridish.judges.rubrics import load_rubrics
+from petridish.judges.train_offline import held_out_entry
 from petridish.paths import atomic_write
 
 LABELS = Path(__file__).resolve().parents[2] / "src/petridish/data/builtin/judge_labels"
@@ -28,19 +27,17 @@ def measure(folder: Path, here: str) -> None:
     old = meta.get("validations") or [meta["validation"]]
     kept = [v for v in old if v.get("precision", "fp32") != here]
     judge = OfflineJudge.load(folder)
+    rubrics = load_rubrics(",".join(meta["rubrics"]))
+
+    def score(rows: list[dict[str, Any]]) -> list[dict[str, float | None]]:
+        got = judge.judge([Item(r["question"], r["answer"]) for r in rows], rubrics)
+        return [{k: got[k][i].score for k in got} for i in range(len(rows))]
+
     new = []
     for v in (v for v in old if v.get("precision", "fp32") == "fp32"):
-        path = LABELS / v["labels"]
-        rows = read_rows(path, labels=list(meta["rubrics"]))
-        rubrics = [load_rubric(k) for k in meta["rubrics"] if any(r.get(k) is not None
-                                                                  for r in rows)]
-        got = judge.judge([Item(r["question"], r["answer"]) for r in rows], rubrics)
-        scores = [{r.name: got[r.name][i].score for r in rubrics} for i in range(len(rows))]
-        group = "group" if any("group" in r for r in rows) else None
-        new.append(asdict(validation_of(single_id(folder), path, rows, rubrics, scores,
-                                        group_by=group)) | {"labels": path.name,
-                                                            "precision": here})
-        print(f"{folder.name}: {path.name} at {here}")
+        new.append(held_out_entry(single_id(folder), LABELS / v["labels"], list(meta["rubrics"]),
+                                  score))
+        print(f"{folder.name}: {v['labels']} at {here}")
     meta["validations"] = kept + new
     atomic_write(folder / META, json.dumps(meta, indent=2))
 

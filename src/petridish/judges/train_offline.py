@@ -245,14 +245,9 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
     else:
         (out / STACK).unlink(missing_ok=True)  # never pair old trees with new weights
     atomic_write(out / META, json.dumps(meta, indent=2))
-    validations = []
-    for path in heldouts:
-        held = read_rows(path, labels=list(s.rubrics))
-        rubrics = [load_rubric(k) for k in s.rubrics if any(r.get(k) is not None for r in held)]
-        v = validation_of(judge_id(out), path, held, rubrics,
-                          score_rows(net, tokenizer, held, calibration, stack),
-                          group_by="group" if any("group" in r for r in held) else None)
-        validations.append(asdict(v) | {"labels": path.name, "precision": precision()})
+    validations = [held_out_entry(judge_id(out), path, s.rubrics,
+                                  lambda held: score_rows(net, tokenizer, held, calibration, stack))
+                   for path in heldouts]
     if validations:
         meta["validation"] = validations[0]
         meta["validations"] = validations
@@ -277,6 +272,20 @@ def fit_network(rows: list[dict[str, Any]], real_dev: list[dict[str, Any]], s: R
         "variant": variant, "lora_rank": s.lora_rank if variant == "lora" else None,
         "rubrics": {k: load_rubric(k).version for k in s.rubrics}, "settings": asdict(s),
         "dev_scores": {v: round(r[2], 4) for v, r in results.items()}}
+
+
+def held_out_entry(judge: str, path: Path, rubric_names: Sequence[str],
+                   score: Callable[[list[dict[str, Any]]], Sequence[dict[str, float | None]]]
+                   ) -> dict[str, Any]:
+    """A judge's validation on one held-out file as `meta.json` keeps it: the rubrics the file
+    labels, per `group` when its rows have one, naming the file and the encoder precision."""
+    from petridish.judges.rows import read_rows
+
+    held = read_rows(path, labels=list(rubric_names))
+    rubrics = [load_rubric(k) for k in rubric_names if any(r.get(k) is not None for r in held)]
+    v = validation_of(judge, path, held, rubrics, score(held),
+                      group_by="group" if any("group" in r for r in held) else None)
+    return asdict(v) | {"labels": path.name, "precision": precision()}
 
 
 def load_weights(folder: Path) -> dict[str, Tensor]:
