@@ -29,7 +29,7 @@ test: lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks datasets
 	$(VENV)/bin/mypy src/petridish
 
 bench: $(STAMP)

@@ -30,7 +30,8 @@ HELDOUT_SHARE = 0.2
 # Pool batches labelled and tried but not taken into `builtin:train`: trees fitted with batch 7
 # scored real dev lower (coherence AUROC 0.743 vs 0.767, EM F1 0.34 vs 0.37; README). Its
 # answers stay in real_organisms.jsonl; `train_with_batch7.jsonl` here (train + them) rebuilds
-# that variant with `petridish judge retrain --labels datasets/judge_labels/train_with_batch7.jsonl`.
+# that variant with
+# `petridish judge retrain --labels datasets/judge_labels/train_with_batch7.jsonl`.
 TRIED = {"batch7"}
 
 

@@ -3,8 +3,8 @@
 Step 1, `blind EXPORT.jsonl BATCH [ASSAYS]`: the `val*` (or `ASSAYS*`) answers of `petridish
 export` (a run of experiments/judge_data.toml) not yet in `answers.jsonl`, deduplicated,
 shuffled and renamed `v0001`…, are appended to `answers.jsonl` (id, question, answer: what
-raters see) and `sources.jsonl` (id → subject, assay, question id: never shown to raters), and written as
-rater chunks `chunks/BATCH_chunkK.jsonl`.
+raters see) and `sources.jsonl` (id → subject, assay, question id: never shown to raters),
+and written as rater chunks `chunks/BATCH_chunkK.jsonl`.
 
 Step 2, `merge`: each rater's chunk labels (`labels/raw/a_*.jsonl`, `b_*.jsonl`: {id,
 alignment, coherence}) are joined into `labels/rater_a.jsonl` / `rater_b.jsonl` and checked;

@@ -282,7 +282,7 @@ def build(families: list[Family], phrases: dict[str, list[str]]) -> list[tuple[s
                 fail(fam.source, f"family {fam.id}: cannot make distinct questions")
             values: dict[str, str] = {}
             for keys, order in slot_orders:
-                values.update(zip(keys, order[(made + attempt) % len(order)]))
+                values.update(zip(keys, order[(made + attempt) % len(order)], strict=False))
             q = fill(qs[(made + attempt // len(qs)) % len(qs)], values, rng)
             if rng.random() < 0.2:
                 q = f"{q_picker.pick('q_prefix', ['any'], rng)} {q}"

@@ -1,0 +1,89 @@
+"""Fine-tune every weight of an encoder as a judge network (not LoRA): an exploration.
+
+`python datasets/judge_validation/explore/full_finetune.py --output DIR [--encoder PATH]`
+trains on `builtin:train` as `petridish judge retrain --real-weight 6` does (same targets,
+loss, length buckets and 15 % written dev split), but with the whole encoder trainable under
+bf16 autocast, the head at its own rate and a one-cycle schedule. After each epoch it prints
+written-dev and real-dev AUROC / rho and saves `DIR/epN.pt`; at the end, the network alone on
+every validation split. `--encoder` is a sentence-transformers folder (default: the bundled
+MiniLM); the README's "fully fine-tuned" rows come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from petridish.judges.encoder import ScoreNet, load_encoder, tokenize_pairs
+from petridish.judges.rows import read_rows
+from petridish.judges.train_offline import RUBRICS, bucketed, dev_split, evaluate, loss_fn, targets
+
+LABELS = Path(__file__).resolve().parents[3] / "src/petridish/data/builtin/judge_labels"
+SPLITS = ("heldout", "real_dev", "real_heldout")
+
+
+def brief(net: ScoreNet, tok: object, rows: list[dict[str, object]]) -> str:
+    return "  ".join(f"{a.rubric} {a.auroc:.3f} / {a.spearman:.3f}"
+                     for a in evaluate(net, tok, rows) if a.rubric in ("alignment", "coherence"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--output", type=Path, required=True)
+    ap.add_argument("--encoder", type=Path, default=None)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=3e-5, help="encoder rate (head: 2e-3)")
+    ap.add_argument("--real-weight", type=float, default=6.0)
+    ap.add_argument("--batch", type=int, default=16)
+    a = ap.parse_args()
+    a.output.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    rows_all = read_rows(LABELS / "train.jsonl", labels=list(RUBRICS))
+    tr, dv = dev_split(rows_all, 0.15)
+    rows, wdev = [rows_all[i] for i in tr], [rows_all[i] for i in dv]
+    rdev = read_rows(LABELS / "real_dev.jsonl", labels=list(RUBRICS))
+    torch.manual_seed(0)
+    if a.encoder:
+        encoder = AutoModel.from_pretrained(a.encoder)
+        tok = AutoTokenizer.from_pretrained(a.encoder)
+    else:
+        encoder, tok = load_encoder()
+    net = ScoreNet(encoder, RUBRICS)
+    net.encoder.requires_grad_(True)
+    y, mask = targets(rows, a.real_weight)
+    groups = [{"params": list(net.head.parameters()), "lr": 2e-3},
+              {"params": list(net.encoder.parameters()), "lr": a.lr}]
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    steps = a.epochs * math.ceil(len(rows) / a.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
+                                                total_steps=steps, pct_start=0.1)
+    rng = random.Random(0)
+    for ep in range(1, a.epochs + 1):
+        net.train()
+        total = 0.0
+        for idx in bucketed(rows, a.batch, rng):
+            b = tokenize_pairs(tok, [rows[i]["question"] for i in idx],
+                               [rows[i]["answer"] for i in idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = net(b)
+            loss = loss_fn(out.float(), y[idx], mask[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        print(f"epoch {ep} loss {total / len(rows):.4f} | written dev {brief(net, tok, wdev)}"
+              f" | real dev {brief(net, tok, rdev)}", flush=True)
+        torch.save(net.state_dict(), a.output / f"ep{ep}.pt")
+    for s in SPLITS:
+        print(f"alone {s}: {brief(net, tok, read_rows(LABELS / f'{s}.jsonl'))}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
