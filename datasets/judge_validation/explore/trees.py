@@ -7,8 +7,9 @@ and prints AUROC / rho of alignment and coherence and EM precision / recall on e
 Variants: `installed` (the same inputs: reproduces the installed judge in fp32), `reader_sent`,
 `net_sent`, `both_sent` (sentence-level head scores), `knn_net`, `knn_reader` (nearest
 labelled training answers), `oof` (out-of-fold reader logits from `oof_readers.py`) and
-`reader=PT` (a network's state dict from `full_finetune.py` as the reader; its logits are
-cached beside PT).
+`reader=PT` (a network's state dict from `full_finetune.py` as the reader, `--encoder` naming
+the encoder folder it was fine-tuned from if not MiniLM; its logits are cached beside PT) and
+`alone=PT` (that network's own scores, no trees, with the EM cut chosen on real dev).
 """
 
 from __future__ import annotations
@@ -108,13 +109,20 @@ def oof_reader(bench: Bench) -> np.ndarray:
     return r
 
 
-def network_reader(bench: Bench, pt: Path) -> Feature:
-    """Logits of a fully fine-tuned network (full_finetune.py's `epN.pt`) on every split."""
+def network_reader(bench: Bench, pt: Path, encoder_dir: Path | None = None) -> Feature:
+    """Logits of a fully fine-tuned network (full_finetune.py's `epN.pt`, on `encoder_dir` or
+    the bundled MiniLM) on every split."""
     out = pt.with_suffix(".reader.npz")
     if not out.exists():
+        from transformers import AutoModel, AutoTokenizer
+
         from petridish.judges.encoder import ScoreNet, encode, load_encoder
 
-        encoder, tok = load_encoder()
+        if encoder_dir:
+            encoder = AutoModel.from_pretrained(encoder_dir)
+            tok = AutoTokenizer.from_pretrained(encoder_dir)
+        else:
+            encoder, tok = load_encoder()
         net = ScoreNet(encoder, RUBRICS)
         net.load_state_dict(torch.load(pt))
         li = [list(RUBRICS).index(k) for k in K]
@@ -137,9 +145,14 @@ def variants(bench: Bench) -> dict[str, Callable[[], dict[str, dict[str, np.ndar
     }
 
 
-def run(bench: Bench, name: str) -> dict[str, dict[str, np.ndarray]]:
-    if name.startswith("reader="):
-        return bench.scores([], reader=network_reader(bench, Path(name.split("=", 1)[1])))
+def run(bench: Bench, name: str, encoder_dir: Path | None = None
+        ) -> dict[str, dict[str, np.ndarray]]:
+    if name.startswith(("reader=", "alone=")):
+        got = network_reader(bench, Path(name.split("=", 1)[1]), encoder_dir)
+        if name.startswith("alone="):  # the network's own scores, no trees
+            return {s: {k: 100 / (1 + np.exp(-got[s][:, j])) for j, k in enumerate(K)}
+                    for s in SPLITS[1:]}
+        return bench.scores([], reader=got)
     return variants(bench)[name]()
 
 
@@ -147,11 +160,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("variant", nargs="*", default=["installed"])
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    ap.add_argument("--encoder", type=Path, default=None,
+                    help="the encoder folder a reader=PT network was fine-tuned from")
     args = ap.parse_args()
     os.environ.setdefault("PETRIDISH_JUDGE_PRECISION", "fp32")
     bench = Bench(args.cache)
     for name in args.variant:
-        print(bench.report(name, run(bench, name)), flush=True)
+        print(bench.report(name, run(bench, name, args.encoder)), flush=True)
 
 
 if __name__ == "__main__":
