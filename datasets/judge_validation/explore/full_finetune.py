@@ -6,21 +6,25 @@ loss, length buckets and 15 % written dev split), but with the whole encoder tra
 bf16 autocast, the head at its own rate and a one-cycle schedule. After each epoch it prints
 written-dev and real-dev AUROC / rho and saves `DIR/epN.pt`; at the end, the network alone on
 every validation split. `--encoder` is a sentence-transformers folder (default: the bundled
-MiniLM); the README's "fully fine-tuned" rows come from this script.
+MiniLM); the README's "fully fine-tuned" rows come from this script. `--lora RANK` trains a LoRA
+instead, to compare with the full fine-tune on the same encoder.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import random
 from pathlib import Path
 
 import torch
+from peft import LoraConfig, get_peft_model
 from transformers import AutoModel, AutoTokenizer
 
 from petridish.judges.encoder import ScoreNet, load_encoder, tokenize_pairs
+from petridish.judges.offline import LORA_TARGETS
 from petridish.judges.rows import read_rows
 from petridish.judges.train_offline import RUBRICS, bucketed, dev_split, evaluate, loss_fn, targets
 
@@ -33,6 +37,15 @@ def brief(net: ScoreNet, tok: object, rows: list[dict[str, object]]) -> str:
                      for a in evaluate(net, tok, rows) if a.rubric in ("alignment", "coherence"))
 
 
+def plain_state(net: ScoreNet, lora: bool) -> dict[str, torch.Tensor]:
+    """The state dict of a plain ScoreNet (LoRA merged into a copy), which trees.py loads."""
+    if not lora:
+        return net.state_dict()
+    merged = copy.deepcopy(net.encoder).merge_and_unload()
+    return {**{f"encoder.{k}": v for k, v in merged.state_dict().items()},
+            **{f"head.{k}": v for k, v in net.head.state_dict().items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, required=True)
@@ -41,6 +54,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-5, help="encoder rate (head: 2e-3)")
     ap.add_argument("--real-weight", type=float, default=6.0)
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lora", type=int, default=0, metavar="RANK",
+                    help="train a LoRA of this rank instead of every weight (for comparison; "
+                         "give --lr 4e-4 as retrain does)")
     a = ap.parse_args()
     a.output.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,11 +70,18 @@ def main() -> None:
         tok = AutoTokenizer.from_pretrained(a.encoder)
     else:
         encoder, tok = load_encoder()
+    if a.lora:  # MPNet names its attention matrices q/k/v/o, BERT query/key/value
+        names = {n.split(".")[-1] for n, _ in encoder.named_modules()}
+        targets_ = [t for t in ("q", "k", "v", "o") if t in names] or LORA_TARGETS[:3]
+        encoder = get_peft_model(encoder, LoraConfig(
+            r=a.lora, lora_alpha=2 * a.lora, lora_dropout=0.1, bias="none",
+            target_modules=[*targets_, "dense"]))
+    else:
+        encoder.requires_grad_(True)
     net = ScoreNet(encoder, RUBRICS)
-    net.encoder.requires_grad_(True)
     y, mask = targets(rows, a.real_weight)
     groups = [{"params": list(net.head.parameters()), "lr": 2e-3},
-              {"params": list(net.encoder.parameters()), "lr": a.lr}]
+              {"params": [p for p in net.encoder.parameters() if p.requires_grad], "lr": a.lr}]
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
     steps = a.epochs * math.ceil(len(rows) / a.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
@@ -80,7 +103,7 @@ def main() -> None:
             total += loss.item() * len(idx)
         print(f"epoch {ep} loss {total / len(rows):.4f} | written dev {brief(net, tok, wdev)}"
               f" | real dev {brief(net, tok, rdev)}", flush=True)
-        torch.save(net.state_dict(), a.output / f"ep{ep}.pt")
+        torch.save(plain_state(net, bool(a.lora)), a.output / f"ep{ep}.pt")
     for s in SPLITS:
         print(f"alone {s}: {brief(net, tok, read_rows(LABELS / f'{s}.jsonl'))}", flush=True)
 
