@@ -7,7 +7,7 @@ the answer's form, as `judges.stack` builds them), `base` (its alignment and coh
 its pooled embedding `_emb` and sentence-level head scores `_sent` (each sentence's mean token
 state through the alignment and coherence heads: min, max, mean, spread, first, last). In fp32
 unless `PETRIDISH_JUDGE_PRECISION` says otherwise, since the installed trees were fitted in
-fp32. About 25 min here; a split already cached is kept.
+fp32. 25-35 min here; a split already cached is kept.
 """
 
 from __future__ import annotations
