@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from petridish.judges.encoder import ScoreNet, encode
+from petridish.judges.encoder import ScoreNet, encode, load_encoder
 from petridish.judges.offline import load_network
 from petridish.judges.rows import read_rows
 from petridish.judges.stack import Stack
@@ -61,6 +61,16 @@ class SentenceScores:
             if not means:  # no sentence survived truncation: the whole answer (or question)
                 means = [hidden[row][mine if len(mine) else np.flatnonzero(seq == 0)].mean(0)]
             self.out[i] = (torch.stack(means) @ self.w.T + self.b).numpy()
+
+
+def encoder_at(folder: Path | None) -> tuple[Any, Any]:
+    """(encoder, tokenizer) from a sentence-transformers folder, or the bundled MiniLM."""
+    if folder is None:
+        return load_encoder()
+    from transformers import AutoModel, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
 
 
 def stats(scores: np.ndarray) -> list[float]:

@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import random
 from pathlib import Path
 
 import torch
+from cache import encoder_at
 from peft import LoraConfig, get_peft_model
-from transformers import AutoModel, AutoTokenizer
 
-from petridish.judges.encoder import ScoreNet, load_encoder, tokenize_pairs
+from petridish.judges.encoder import ScoreNet, tokenize_pairs
 from petridish.judges.offline import LORA_TARGETS
 from petridish.judges.rows import read_rows
 from petridish.judges.train_offline import RUBRICS, bucketed, dev_split, evaluate, loss_fn, targets
@@ -59,17 +58,12 @@ def main() -> None:
                          "give --lr 4e-4 as retrain does)")
     a = ap.parse_args()
     a.output.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     rows_all = read_rows(LABELS / "train.jsonl", labels=list(RUBRICS))
     tr, dv = dev_split(rows_all, 0.15)
     rows, wdev = [rows_all[i] for i in tr], [rows_all[i] for i in dv]
     rdev = read_rows(LABELS / "real_dev.jsonl", labels=list(RUBRICS))
     torch.manual_seed(0)
-    if a.encoder:
-        encoder = AutoModel.from_pretrained(a.encoder)
-        tok = AutoTokenizer.from_pretrained(a.encoder)
-    else:
-        encoder, tok = load_encoder()
+    encoder, tok = encoder_at(a.encoder)
     if a.lora:  # MPNet names its attention matrices q/k/v/o, BERT query/key/value
         names = {n.split(".")[-1] for n, _ in encoder.named_modules()}
         targets_ = [t for t in ("q", "k", "v", "o") if t in names] or LORA_TARGETS[:3]

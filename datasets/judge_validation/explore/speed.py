@@ -10,14 +10,12 @@ judgments/s for six rubrics is six times pairs/s.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-from cache import LABELS
-from transformers import AutoModel, AutoTokenizer
+from cache import LABELS, encoder_at
 
-from petridish.judges.encoder import ScoreNet, encode, load_encoder, precision
+from petridish.judges.encoder import ScoreNet, encode, precision
 from petridish.judges.rows import read_rows
 from petridish.judges.train_offline import RUBRICS
 
@@ -27,13 +25,12 @@ def main() -> None:
     ap.add_argument("--encoder", type=Path, required=True)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     rows = read_rows(LABELS / "real_heldout.jsonl")[:320]
     q, a = [r["question"] for r in rows], [r["answer"] for r in rows]
-    minilm, mtok = load_encoder()
-    nets = {"MiniLM-L6 (baseline)": (ScoreNet(minilm, RUBRICS), mtok),
-            args.encoder.name: (ScoreNet(AutoModel.from_pretrained(args.encoder), RUBRICS),
-                                AutoTokenizer.from_pretrained(args.encoder))}
+    nets = {}
+    for name, folder in (("MiniLM-L6 (baseline)", None), (args.encoder.name, args.encoder)):
+        encoder, tok = encoder_at(folder)
+        nets[name] = (ScoreNet(encoder, RUBRICS), tok)
     for net, tok in nets.values():
         encode(net, tok, q[:32], a[:32])  # warm-up
     rates: dict[str, list[float]] = {name: [] for name in nets}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cache import DEFAULT_CACHE, LABELS, SPLITS
+from cache import DEFAULT_CACHE, LABELS, SPLITS, encoder_at
 
 from petridish.judges.decisions import em_decision
 from petridish.judges.operating import Calibration, choose_cut
@@ -114,15 +114,9 @@ def network_reader(bench: Bench, pt: Path, encoder_dir: Path | None = None) -> F
     the bundled MiniLM) on every split."""
     out = pt.with_suffix(".reader.npz")
     if not out.exists():
-        from transformers import AutoModel, AutoTokenizer
+        from petridish.judges.encoder import ScoreNet, encode
 
-        from petridish.judges.encoder import ScoreNet, encode, load_encoder
-
-        if encoder_dir:
-            encoder = AutoModel.from_pretrained(encoder_dir)
-            tok = AutoTokenizer.from_pretrained(encoder_dir)
-        else:
-            encoder, tok = load_encoder()
+        encoder, tok = encoder_at(encoder_dir)
         net = ScoreNet(encoder, RUBRICS)
         net.load_state_dict(torch.load(pt))
         li = [list(RUBRICS).index(k) for k in K]
