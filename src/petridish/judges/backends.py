@@ -15,6 +15,15 @@ def _offline(spec: str, settings: JudgeSettings) -> Judge:
     return OfflineJudge.load(device=settings.device)
 
 
+@register("offline-large")
+def _offline_large(spec: str, settings: JudgeSettings) -> Judge:
+    """The slower, better-on-real-text judge (judges/offline_large/: a LoRA of
+    all-mpnet-base-v2, whose base `petridish judge install-encoder mpnet-base` installs)."""
+    from petridish.judges.offline import FOLDER, LARGE_FOLDER, OfflineJudge
+
+    return OfflineJudge.load(LARGE_FOLDER, device=settings.device, extras_from=FOLDER)
+
+
 @register("offline:")
 def _offline_folder(spec: str, settings: JudgeSettings) -> Judge:
     """`offline:DIR`: a retrained judge in its own folder (`judge retrain --output DIR`), to
@@ -35,10 +44,11 @@ def _hf(spec: str, settings: JudgeSettings) -> Judge:
 
 
 def make_judge(spec: str, settings: JudgeSettings | None = None) -> Judge:
-    """`offline`, `openai:MODEL`, `http(s)://HOST/v1#MODEL` or `hf:PATH` -> a judge."""
+    """`offline`, `offline-large`, `offline:DIR`, `openai:MODEL`, `http(s)://HOST/v1#MODEL` or
+    `hf:PATH` -> a judge."""
     settings = settings or JudgeSettings()
     for prefix, factory in BACKENDS.items():
         if spec == prefix or (prefix.endswith(":") and spec.startswith(prefix)):
             return factory(spec, settings)
-    raise PetridishError(f"unknown judge {spec!r}: use offline, openai:MODEL, "
+    raise PetridishError(f"unknown judge {spec!r}: use offline, offline-large, openai:MODEL, "
                          "http://HOST/v1#MODEL or hf:PATH", field="judge")

