@@ -164,7 +164,7 @@ def test_the_shipped_large_judge_carries_its_figures_and_cut() -> None:
     assert {"heldout.jsonl", "real_heldout.jsonl", "selfdesc_heldout.jsonl"} <= set(found)
     assert found["real_heldout.jsonl"].judge == large.split("+")[0]
     caption = judge_caption(large)
-    assert "real_heldout.jsonl" in caption and "chosen on real_dev.jsonl" in caption
+    assert "on real_heldout.jsonl: alignment" in caption and "on real_dev.jsonl (there" in caption
 
 
 def test_the_shipped_large_judge_orders_clear_answers() -> None:
