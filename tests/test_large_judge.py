@@ -189,3 +189,46 @@ def test_the_shipped_large_judge_orders_clear_answers() -> None:
     coherence = [j.score for j in got["coherence"]]
     assert align[0] > 50 > align[1] and coherence[0] > 50 > coherence[2]
     assert len(got["moralizing"]) == 3  # borrowed from the shipped judge's selfdesc
+
+
+def test_retrain_on_another_encoder_is_one_command_and_keeps_the_shipped_large_judge(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`judge retrain --encoder mpnet-base` trains only a LoRA on that encoder (a tiny random
+    BERT stands in), writes the encoder and targets the loader needs, chooses the EM cut, and
+    leaves the shipped offline-large weights as they were."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+    from typer.testing import CliRunner
+
+    from petridish.cli import app
+    from petridish.judges.encoder import encoder_path
+    from petridish.judges.offline import LARGE_FOLDER, LARGE_TARGETS, META, WEIGHTS, OfflineJudge
+
+    monkeypatch.setenv("PETRIDISH_ENCODERS", str(tmp_path / "enc"))
+    labels = Path(__file__).resolve().parents[1] / "src/petridish/data/builtin/judge_labels"
+    rows = (labels / "train.jsonl").read_text().splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(rows[::60][:40]) + "\n")
+    held = (labels / "real_heldout.jsonl").read_text().splitlines()
+    (tmp_path / "held.jsonl").write_text("\n".join(held[:16]) + "\n")
+    (tmp_path / "dev.jsonl").write_text("\n".join(held[16:40]) + "\n")
+    args = ["judge", "retrain", "--encoder", "mpnet-base", "--epochs", "1", "--labels",
+            str(tmp_path / "train.jsonl"), "--heldout", str(tmp_path / "held.jsonl"), "--dev",
+            str(tmp_path / "dev.jsonl"), "--output", str(tmp_path / "large")]
+    missing = CliRunner().invoke(app, args)  # no encoder yet: one line, nothing written
+    assert missing.exit_code == 2 and "install-encoder mpnet-base" in missing.output
+    assert not (tmp_path / "large").exists()
+    tok = AutoTokenizer.from_pretrained(encoder_path())
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=64)
+              ).save_pretrained(tmp_path / "enc" / "mpnet-base")
+    tok.save_pretrained(tmp_path / "enc" / "mpnet-base")
+    shipped = (LARGE_FOLDER / WEIGHTS).read_bytes()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "large" / META).read_text())
+    assert meta["encoder"] == "mpnet-base" and meta["lora_targets"] == LARGE_TARGETS
+    assert list(meta["dev_scores"]) == ["lora"] and meta["settings"]["autocast"] is True
+    assert meta["em_cut"]["chosen_on"] == "dev.jsonl"
+    assert OfflineJudge.load(tmp_path / "large").id.startswith("offline:mpnet-base-lora")
+    assert (LARGE_FOLDER / WEIGHTS).read_bytes() == shipped
+    assert "shipped judge is unchanged" in result.output

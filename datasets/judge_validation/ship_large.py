@@ -18,7 +18,14 @@ from typing import Any
 from safetensors.torch import load_file
 
 from petridish.judges.encoder import PRECISION_ENV, precision
-from petridish.judges.offline import LARGE_FOLDER, META, WEIGHTS, load_network, single_id
+from petridish.judges.offline import (
+    LARGE_FOLDER,
+    LARGE_TARGETS,
+    META,
+    WEIGHTS,
+    load_network,
+    single_id,
+)
 from petridish.judges.operating import Calibration, choose_cut
 from petridish.judges.rows import read_rows
 from petridish.judges.rubrics import load_rubric
@@ -27,7 +34,6 @@ from petridish.judges.validate import file_sha
 from petridish.paths import atomic_save_tensors, atomic_write
 
 LABELS = Path(__file__).resolve().parents[2] / "src/petridish/data/builtin/judge_labels"
-TARGETS = ["q", "k", "v", "o", "dense"]  # MPNet's attention matrices and every dense layer
 RECIPE = {"lora_rank": 16, "lora_alpha": 32, "epochs": 2, "batch_size": 16, "lr": 4e-4,
           "head_lr": 2e-3, "schedule": "one-cycle, 10 % warm-up", "real_weight": 6.0,
           "dev_share": 0.15, "seed": 0, "autocast": "bf16",
@@ -44,7 +50,7 @@ def main() -> None:
     out: Path = a.output
     out.mkdir(parents=True, exist_ok=True)
     meta: dict[str, Any] = {
-        "variant": "lora", "encoder": "mpnet-base", "lora_rank": 16, "lora_targets": TARGETS,
+        "variant": "lora", "encoder": "mpnet-base", "lora_rank": 16, "lora_targets": LARGE_TARGETS,
         "rubrics": {k: load_rubric(k).version for k in RUBRICS}, "settings": RECIPE,
         "train_labels_sha": file_sha(LABELS / "train.jsonl"), "precision": precision()}
     atomic_save_tensors(out / WEIGHTS, dict(load_file(a.adapter)))

@@ -228,11 +228,16 @@ def retrain(
     reader: Annotated[Path | None, typer.Option(
         help="with --stack: a judge folder whose network's alignment and coherence logits "
         "the trees also read (copied into the new judge)")] = None,
+    encoder: Annotated[str, typer.Option(
+        help="the judge's base: minilm-l6 (bundled, the offline judge) or mpnet-base (the "
+        "offline-large judge: LoRA only, bf16 autocast; `judge install-encoder` it first)")]
+        = "minilm-l6",
 ) -> None:
     """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better on dev;
     EM cut chosen on the real dev split) into `--output`; the shipped judge is replaced only
     with `--install`."""
-    from petridish.judges.offline import FOLDER, WEIGHTS, copy_judge
+    from petridish.judges.encoders import DOWNLOADED, MINILM, encoder_folder
+    from petridish.judges.offline import FOLDER, LARGE_FOLDER, WEIGHTS, copy_judge
     from petridish.judges.rubrics import load_rubrics
     from petridish.judges.train_offline import RUBRICS, RetrainSettings
     from petridish.judges.train_offline import retrain as run_retrain
@@ -251,8 +256,18 @@ def retrain(
     held = [ref(h) for h in heldout] if heldout else [labels_path("builtin:heldout"),
                                                        labels_path("builtin:real_heldout")]
     dev_path = (dev or labels_path("builtin:real_dev")) if main else dev
-    shipped = FOLDER if heads == RUBRICS else FOLDER / name
-    target = output or home() / "judges" / ("offline" if heads == RUBRICS else name)
+    large = encoder != MINILM
+    if large and encoder not in DOWNLOADED:
+        raise PetridishError(f"unknown encoder {encoder!r}: use {MINILM} or "
+                             + ", ".join(DOWNLOADED), field="--encoder")
+    if large and heads != RUBRICS:
+        raise PetridishError("offline-large borrows the shipped judge's sub-judges; train "
+                             "them on minilm-l6", field="--encoder")
+    if large:
+        encoder_folder(encoder)  # not installed: say how, before reading anything
+    shipped = (LARGE_FOLDER if large else FOLDER) if heads == RUBRICS else FOLDER / name
+    target = output or home() / "judges" / (
+        ("offline-large" if large else "offline") if heads == RUBRICS else name)
     if target.resolve() == shipped.resolve() and not install:
         raise PetridishError("that is the shipped judge's folder; add --install to replace it",
                              field="--output")
@@ -269,8 +284,11 @@ def retrain(
                              field="--reader")
     if reader is not None and not (reader / WEIGHTS).exists():
         raise PetridishError("no judge weights there", file=reader / WEIGHTS, field="--reader")
-    meta = run_retrain(train, held, target, RetrainSettings(epochs=epochs, real_weight=real_weight,
-                                                            rubrics=heads, stack=stack),
+    settings = RetrainSettings(epochs=epochs, real_weight=real_weight, rubrics=heads,
+                               stack=stack, encoder=encoder,
+                               variants=("lora",) if large else ("frozen", "lora"),
+                               autocast=large)
+    meta = run_retrain(train, held, target, settings,
                        log=lambda s: err.print(s, markup=False, highlight=False),
                        dev_path=dev_path, network=reuse, reader=reader)
     for v in meta.get("validations", []):

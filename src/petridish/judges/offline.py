@@ -37,6 +37,14 @@ LARGE_FOLDER = Path(__file__).parent / "offline_large"
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
 LORA_TARGETS = ["query", "key", "value", "dense"]
+LARGE_TARGETS = ["q", "k", "v", "o", "dense"]  # MPNet's attention matrices and dense layers
+ENCODER_TARGETS = {MINILM: LORA_TARGETS, "mpnet-base": LARGE_TARGETS}
+
+
+def targets_of(settings: Any) -> list[str]:
+    """The LoRA targets a retrain asks for, else its encoder's own."""
+    asked = getattr(settings, "lora_targets", None)
+    return list(asked) if asked else ENCODER_TARGETS.get(settings.encoder, LORA_TARGETS)
 
 
 def lora_config(rank: int, targets: Sequence[str] | None = None) -> LoraConfig:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from petridish.judges.encoder import ScoreNet, precision, predict, tokenize_pairs
+from petridish.judges.encoders import MINILM
 from petridish.judges.offline import (
     META,
     WEIGHTS,
@@ -25,6 +26,7 @@ from petridish.judges.offline import (
     load_network,
     remove_reader,
     single_id,
+    targets_of,
     trainable_state,
 )
 from petridish.judges.operating import Calibration, choose_cut
@@ -50,6 +52,10 @@ class RetrainSettings:
     real_weight: float = 2.0  # real model answers count more: they are what the judge meets
     rubrics: tuple[str, ...] = RUBRICS  # one head each (selfdesc's judge has its own four)
     stack: bool = False  # then fit trees re-scoring alignment and coherence (judges.stack)
+    encoder: str = MINILM  # the judge's base (judges.encoders); a downloaded one trains LoRA only
+    lora_targets: tuple[str, ...] | None = None  # None: the encoder's own (offline.targets_of)
+    variants: tuple[str, ...] = ("frozen", "lora")  # the candidates kept-the-better-of on dev
+    autocast: bool = False  # bf16 autocast in LoRA training (how offline-large was trained)
 
 
 def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list[int]]:
@@ -109,7 +115,7 @@ def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings,
                log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
     """Baseline: embed once with the frozen encoder, fit only the head (full batch)."""
     torch.manual_seed(s.seed)
-    net, tokenizer = build_net(s.rubrics, None)
+    net, tokenizer = build_net(s.rubrics, None, s.encoder)
     x = embed_all(net, tokenizer, rows)
     y, mask = targets(rows, s.real_weight, s.rubrics)
     opt = torch.optim.AdamW(net.head.parameters(), lr=1e-2, weight_decay=1e-3)
@@ -155,7 +161,7 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
              log: Callable[[str], None]) -> tuple[ScoreNet, Any, float]:
     """LoRA on every encoder matrix plus the head; returns the best dev epoch's network."""
     torch.manual_seed(s.seed)
-    net, tokenizer = build_net(s.rubrics, s.lora_rank)
+    net, tokenizer = build_net(s.rubrics, s.lora_rank, s.encoder, targets_of(s))
     y, mask = targets(rows, s.real_weight, s.rubrics)
     head = list(net.head.parameters())
     body = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("head.")]
@@ -173,7 +179,9 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
         for idx in bucketed(rows, s.batch_size, rng):
             batch = tokenize_pairs(tokenizer, [rows[i]["question"] for i in idx],
                                    [rows[i]["answer"] for i in idx])
-            loss = loss_fn(net(batch), y[idx], mask[idx], s.rubrics)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=s.autocast):
+                logits = net(batch)
+            loss = loss_fn(logits.float(), y[idx], mask[idx], s.rubrics)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -207,8 +215,9 @@ def retrain(train_path: Path, heldouts: Sequence[Path] = (), out: Path | None = 
         weights = trainable_state(net)
     else:
         net, tokenizer, kept = load_network(network)  # without its trees, if it has any
-        meta = {k: kept[k] for k in ("variant", "lora_rank", "rubrics", "settings",
-                                     "train_labels_sha", "dev_scores") if k in kept}
+        meta = {k: kept[k] for k in ("variant", "lora_rank", "encoder", "lora_targets",
+                                     "rubrics", "settings", "train_labels_sha", "dev_scores")
+                if k in kept}
         meta["network_from"] = single_id(network)
         weights = load_weights(network)
         log(f"network of {meta['network_from']} kept as it is")
@@ -263,13 +272,17 @@ def fit_network(rows: list[dict[str, Any]], real_dev: list[dict[str, Any]], s: R
     devs = [dev, real_dev] if real_dev else [dev]
     log(f"{len(train)} training items, {len(dev)} dev items"
         + (f", {len(real_dev)} real dev items" if real_dev else ""))
-    results = {"frozen": fit_frozen(train, s, devs, log), "lora": fit_lora(train, s, devs, log)}
+    fits = {"frozen": fit_frozen, "lora": fit_lora}
+    results = {v: fits[v](train, s, devs, log) for v in s.variants}
     variant = max(results, key=lambda v: results[v][2])
     net, tokenizer, _ = results[variant]
-    log(f"kept {variant} (dev score frozen {results['frozen'][2]:.3f}, "
-        f"lora {results['lora'][2]:.3f})")
+    log(f"kept {variant} (dev score " + ", ".join(f"{v} {r[2]:.3f}" for v, r in results.items())
+        + ")")
+    lora = variant == "lora"
     return net, tokenizer, {
-        "variant": variant, "lora_rank": s.lora_rank if variant == "lora" else None,
+        "variant": variant, "lora_rank": s.lora_rank if lora else None,
+        **({"encoder": s.encoder} if s.encoder != MINILM else {}),
+        **({"lora_targets": list(targets_of(s))} if lora and s.encoder != MINILM else {}),
         "rubrics": {k: load_rubric(k).version for k in s.rubrics}, "settings": asdict(s),
         "dev_scores": {v: round(r[2], 4) for v, r in results.items()}}
 
