@@ -230,12 +230,14 @@ def retrain(
         "the trees also read (copied into the new judge)")] = None,
     encoder: Annotated[str, typer.Option(
         help="the judge's base: minilm-l6 (bundled, the offline judge) or mpnet-base (the "
-        "offline-large judge: LoRA only, bf16 autocast; `judge install-encoder` it first)")]
+        "offline-large judge: LoRA only, bf16 autocast where the CPU has native bf16; "
+        "`judge install-encoder` it first)")]
         = "minilm-l6",
 ) -> None:
     """Retrain the offline judge (frozen heads vs LoRA fine-tuning; keeps the better on dev;
     EM cut chosen on the real dev split) into `--output`; the shipped judge is replaced only
     with `--install`."""
+    from petridish.judges.encoder import precision
     from petridish.judges.encoders import DOWNLOADED, MINILM, encoder_folder
     from petridish.judges.offline import FOLDER, LARGE_FOLDER, WEIGHTS, copy_judge
     from petridish.judges.rubrics import load_rubrics
@@ -287,7 +289,7 @@ def retrain(
     settings = RetrainSettings(epochs=epochs, real_weight=real_weight, rubrics=heads,
                                stack=stack, encoder=encoder,
                                variants=("lora",) if large else ("frozen", "lora"),
-                               autocast=large)
+                               autocast=large and precision() == "bf16")
     meta = run_retrain(train, held, target, settings,
                        log=lambda s: err.print(s, markup=False, highlight=False),
                        dev_path=dev_path, network=reuse, reader=reader)
