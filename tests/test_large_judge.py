@@ -233,3 +233,43 @@ def test_retrain_on_another_encoder_is_one_command_and_keeps_the_shipped_large_j
     assert OfflineJudge.load(tmp_path / "large").id.startswith("offline:mpnet-base-lora")
     assert (LARGE_FOLDER / WEIGHTS).read_bytes() == shipped
     assert "shipped judge is unchanged" in result.output
+
+
+def test_an_experiment_can_name_a_retrained_judge_folder(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path) -> None:
+    """`backend = "offline:DIR"`, DIR beside the experiment file: the run judges with that
+    folder's judge whatever the working directory; a folder without weights, or one whose
+    encoder is not installed, stops the run before sampling with one line."""
+    from typer.testing import CliRunner
+
+    from petridish.cli import app
+    from petridish.judges.offline import FOLDER, META, copy_judge, judge_id
+    from petridish.store.db import Store
+    from tests.helpers import one_line_error, write_experiment
+
+    monkeypatch.setenv("PETRIDISH_ENCODERS", str(tmp_path / "none"))
+    exp = write_experiment(tmp_path, tiny_model_dir, n=1, questions=1,
+                           extra='\n[judge]\nbackend = "offline:mine"\nrubrics = ["alignment"]\n')
+    runs = tmp_path / "runs"
+    one_line_error(CliRunner().invoke(app, ["run", str(exp), "--runs-dir", str(runs)]),
+                   "exp.toml", "judge.backend", "no judge weights")
+    copy_judge(FOLDER, tmp_path / "mine")
+    meta = json.loads((tmp_path / "mine" / META).read_text())
+    knots = meta["calibration"]["alignment"]
+    meta["calibration"]["alignment"] = [knots[0], [knots[1][0] + 2, knots[1][1]], knots[-1]]
+    (tmp_path / "mine" / META).write_text(json.dumps(meta))  # another cut: another judge id
+    assert judge_id(tmp_path / "mine") != judge_id(FOLDER)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # DIR is read beside exp.toml, not here
+    result = CliRunner().invoke(app, ["run", str(exp), "--runs-dir", str(runs)])
+    assert result.exit_code == 0, result.output
+    (folder,) = runs.iterdir()
+    store = Store(folder / "store.sqlite")
+    judged = {j for (j,) in store.db.execute("SELECT DISTINCT judge FROM judgments")}
+    store.close()
+    assert judged == {judge_id(tmp_path / "mine")}
+    meta = json.loads((tmp_path / "mine" / META).read_text())
+    (tmp_path / "mine" / META).write_text(json.dumps({**meta, "encoder": "mpnet-base"}))
+    one_line_error(CliRunner().invoke(app, ["run", str(exp), "--runs-dir", str(tmp_path / "r2")]),
+                   "install-encoder mpnet-base")
+    assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())

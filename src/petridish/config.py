@@ -243,10 +243,15 @@ def _check_judge(exp: Experiment, path: Path, text: str) -> None:
                              field="judge.rubrics") from e
     b = exp.judge.backend
     if b not in ("offline", "offline-large") and not b.startswith(
-            ("hf:", "openai:", "http://", "https://")):
+            ("offline:", "hf:", "openai:", "http://", "https://")):
         raise PetridishError(f"unknown judge backend {b!r}: use offline, offline-large, "
-                             "openai:MODEL, "
+                             "offline:DIR, openai:MODEL, "
                              "http://HOST/v1#MODEL or hf:PATH", file=path,
+                             line=line_of(text, ["judge", "backend"]), field="judge.backend")
+    folder = exp.judge.folder(path.parent)
+    if folder is not None and not (folder / "weights.safetensors").exists():
+        raise PetridishError(f"no judge weights in {folder} (build them with `petridish judge "
+                             "retrain --output DIR`)", file=path,
                              line=line_of(text, ["judge", "backend"]), field="judge.backend")
     if b.startswith(("openai:", "http://", "https://")):
         try:

@@ -118,10 +118,14 @@ def _preflight(exp: Experiment, base_dir: Path) -> None:
         from petridish.judges.encoder import precision
 
         precision()
-    if exp.judge.backend == "offline-large" and needs_judge(exp):  # its encoder, installed?
-        from petridish.judges.offline import large_encoder
+    if needs_judge(exp):  # an offline judge's encoder, installed?
+        from petridish.judges.offline import LARGE_FOLDER, folder_encoder
 
-        large_encoder()
+        folder = exp.judge.folder(base_dir)
+        if exp.judge.backend == "offline-large":
+            folder = LARGE_FOLDER
+        if folder is not None:
+            folder_encoder(folder)
 
 
 def check_train(exp: Experiment, base_dir: Path) -> None:

@@ -111,7 +111,8 @@ def run_experiment(
     check_writable(runs_dir)
     preflight(exp, path)
     torch_device = pick_device(device or exp.device)
-    judge = make_judge(exp.judge.backend, exp.judge.settings()) if needs_judge(exp) else None
+    judge = (make_judge(exp.judge.spec(path.parent), exp.judge.settings())
+             if needs_judge(exp) else None)
     subjects = declared(exp, path.parent)
     probes = probe_endpoints(path, subjects, judge)
     identity = exp.identity()

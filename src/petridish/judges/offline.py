@@ -225,10 +225,11 @@ def judge_id(folder: Path, extras_from: Path | None = None) -> str:
                                            for x in sub_judges(extras_from or folder))])
 
 
-def large_encoder() -> Path:
-    """The `offline-large` judge's encoder folder; one line saying how to install it if not."""
-    meta = json.loads((LARGE_FOLDER / META).read_text())
-    return encoder_folder(meta["encoder"])
+def folder_encoder(folder: Path) -> Path:
+    """A judge folder's encoder; one line saying how to install it if it is not there."""
+    meta = json.loads((folder / META).read_text())
+    return encoder_folder(meta.get("encoder", MINILM))
+
 
 
 def shipped() -> list[tuple[Path, Path | None]]:
