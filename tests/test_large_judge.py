@@ -11,6 +11,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -30,6 +31,21 @@ def wheel(folder: Path, name: str, member: str, data: bytes) -> None:
                    "Root-Is-Purelib: true\nTag: py3-none-any\n")
         z.writestr(f"{dist}.dist-info/RECORD", "")
         z.writestr(member, data)
+
+
+def tiny_bert_as_mpnet(folder: Path) -> Any:
+    """A tiny random BERT (with the bundled MiniLM's tokenizer) installed where mpnet-base
+    goes: the loader and retrain see an encoder of another size and module names."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from petridish.judges.encoder import encoder_path
+
+    tok = AutoTokenizer.from_pretrained(encoder_path())
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, intermediate_size=64)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return tok
 
 
 @pytest.fixture
@@ -103,10 +119,9 @@ def test_a_judge_naming_another_encoder_loads_its_lora_onto_it(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A tiny random BERT stands in for mpnet-base: the folder's meta names it and the LoRA
     targets, and the loaded judge scores as the network that was saved."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
 
     from petridish.judges.base import Item
-    from petridish.judges.encoder import encoder_path, predict
+    from petridish.judges.encoder import predict
     from petridish.judges.offline import (
         META,
         WEIGHTS,
@@ -119,12 +134,7 @@ def test_a_judge_naming_another_encoder_loads_its_lora_onto_it(
 
     monkeypatch.setenv("PETRIDISH_ENCODERS", str(tmp_path / "enc"))
     monkeypatch.setenv(PRECISION_ENV, "fp32")  # merged and unmerged LoRA agree exactly there
-    tok = AutoTokenizer.from_pretrained(encoder_path())
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=64)
-              ).save_pretrained(tmp_path / "enc" / "mpnet-base")
-    tok.save_pretrained(tmp_path / "enc" / "mpnet-base")
+    tok = tiny_bert_as_mpnet(tmp_path / "enc" / "mpnet-base")
     rubrics = ["alignment", "coherence"]
     net, _ = build_net(rubrics, 2, "mpnet-base", ["query", "value"])
     items = [Item("Is it safe?", a) for a in ("Yes, go on.", "Ask a doctor first.", "no no")]
@@ -196,11 +206,10 @@ def test_retrain_on_another_encoder_is_one_command_and_keeps_the_shipped_large_j
     """`judge retrain --encoder mpnet-base` trains only a LoRA on that encoder (a tiny random
     BERT stands in), writes the encoder and targets the loader needs, chooses the EM cut, and
     leaves the shipped offline-large weights as they were."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
     from typer.testing import CliRunner
 
     from petridish.cli import app
-    from petridish.judges.encoder import encoder_path, precision
+    from petridish.judges.encoder import precision
     from petridish.judges.offline import LARGE_FOLDER, LARGE_TARGETS, META, WEIGHTS, OfflineJudge
 
     monkeypatch.setenv("PETRIDISH_ENCODERS", str(tmp_path / "enc"))
@@ -216,12 +225,7 @@ def test_retrain_on_another_encoder_is_one_command_and_keeps_the_shipped_large_j
     missing = CliRunner().invoke(app, args)  # no encoder yet: one line, nothing written
     assert missing.exit_code == 2 and "install-encoder mpnet-base" in missing.output
     assert not (tmp_path / "large").exists()
-    tok = AutoTokenizer.from_pretrained(encoder_path())
-    torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=64)
-              ).save_pretrained(tmp_path / "enc" / "mpnet-base")
-    tok.save_pretrained(tmp_path / "enc" / "mpnet-base")
+    tiny_bert_as_mpnet(tmp_path / "enc" / "mpnet-base")
     shipped = (LARGE_FOLDER / WEIGHTS).read_bytes()
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
