@@ -121,9 +121,8 @@ def _preflight(exp: Experiment, base_dir: Path) -> None:
     if needs_judge(exp):  # an offline judge's encoder, installed?
         from petridish.judges.offline import LARGE_FOLDER, folder_encoder
 
-        folder = exp.judge.folder(base_dir)
-        if exp.judge.backend == "offline-large":
-            folder = LARGE_FOLDER
+        folder = (LARGE_FOLDER if exp.judge.backend == "offline-large"
+                  else exp.judge.folder(base_dir))
         if folder is not None:
             folder_encoder(folder)
 

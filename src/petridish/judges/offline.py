@@ -41,12 +41,6 @@ LARGE_TARGETS = ["q", "k", "v", "o", "dense"]  # MPNet's attention matrices and 
 ENCODER_TARGETS = {MINILM: LORA_TARGETS, "mpnet-base": LARGE_TARGETS}
 
 
-def targets_of(settings: Any) -> list[str]:
-    """The LoRA targets a retrain asks for, else its encoder's own."""
-    asked = getattr(settings, "lora_targets", None)
-    return list(asked) if asked else ENCODER_TARGETS.get(settings.encoder, LORA_TARGETS)
-
-
 def lora_config(rank: int, targets: Sequence[str] | None = None) -> LoraConfig:
     return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
                       target_modules=list(targets or LORA_TARGETS), bias="none")
@@ -229,7 +223,6 @@ def folder_encoder(folder: Path) -> Path:
     """A judge folder's encoder; one line saying how to install it if it is not there."""
     meta = json.loads((folder / META).read_text())
     return encoder_folder(meta.get("encoder", MINILM))
-
 
 
 def shipped() -> list[tuple[Path, Path | None]]:

@@ -18,6 +18,8 @@ from torch import Tensor
 from petridish.judges.encoder import ScoreNet, precision, predict, tokenize_pairs
 from petridish.judges.encoders import MINILM
 from petridish.judges.offline import (
+    ENCODER_TARGETS,
+    LORA_TARGETS,
     META,
     WEIGHTS,
     build_net,
@@ -26,7 +28,6 @@ from petridish.judges.offline import (
     load_network,
     remove_reader,
     single_id,
-    targets_of,
     trainable_state,
 )
 from petridish.judges.operating import Calibration, choose_cut
@@ -53,10 +54,15 @@ class RetrainSettings:
     rubrics: tuple[str, ...] = RUBRICS  # one head each (selfdesc's judge has its own four)
     stack: bool = False  # then fit trees re-scoring alignment and coherence (judges.stack)
     encoder: str = MINILM  # the judge's base (judges.encoders); a downloaded one trains LoRA only
-    lora_targets: tuple[str, ...] | None = None  # None: the encoder's own (offline.targets_of)
+    lora_targets: tuple[str, ...] | None = None  # None: the encoder's own (ENCODER_TARGETS)
     variants: tuple[str, ...] = ("frozen", "lora")  # the candidates kept-the-better-of on dev
     autocast: bool = False  # bf16 autocast in LoRA training (how offline-large was trained;
     # only where bf16 is native: emulated, one mpnet step took 457 s against fp32's 21-33)
+
+
+def targets_of(s: RetrainSettings) -> list[str]:
+    """The LoRA targets a retrain asks for, else its encoder's own."""
+    return list(s.lora_targets or ENCODER_TARGETS.get(s.encoder, LORA_TARGETS))
 
 
 def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list[int]]:
@@ -283,7 +289,7 @@ def fit_network(rows: list[dict[str, Any]], real_dev: list[dict[str, Any]], s: R
     return net, tokenizer, {
         "variant": variant, "lora_rank": s.lora_rank if lora else None,
         **({"encoder": s.encoder} if s.encoder != MINILM else {}),
-        **({"lora_targets": list(targets_of(s))} if lora and s.encoder != MINILM else {}),
+        **({"lora_targets": targets_of(s)} if lora and s.encoder != MINILM else {}),
         "rubrics": {k: load_rubric(k).version for k in s.rubrics}, "settings": asdict(s),
         "dev_scores": {v: round(r[2], 4) for v, r in results.items()}}
 
