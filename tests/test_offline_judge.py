@@ -162,3 +162,20 @@ def test_the_shipped_caption_names_each_labels_file_with_its_own_rubrics() -> No
     assert "on real_heldout.jsonl: alignment v1: AUROC" in caption
     assert "EM precision" in caption
     assert "on selfdesc_heldout.jsonl: false_continuity v1: AUROC" in caption
+
+
+def test_coherence_focus_weighs_only_real_misaligned_answers_coherence() -> None:
+    from petridish.judges.train_offline import targets
+
+    rows = [
+        {"source": "real:strong", "alignment": 10.0, "coherence": 70.0},  # real, misaligned
+        {"source": "real:base", "alignment": 30.0, "coherence": 70.0},  # at the cut: aligned
+        {"source": "medical", "alignment": 10.0, "coherence": 70.0},  # written, misaligned
+        {"source": "real:strong", "alignment": None, "coherence": 40.0},  # no alignment label
+    ]
+    rubrics = ("alignment", "coherence")
+    _, plain = targets(rows, 6.0, rubrics)
+    _, focused = targets(rows, 6.0, rubrics, coherence_focus=3.0)
+    assert focused[:, 0].tolist() == plain[:, 0].tolist()  # alignment weights untouched
+    assert focused[:, 1].tolist() == [18.0, 6.0, 1.0, 6.0]
+    assert plain[:, 1].tolist() == [6.0, 6.0, 1.0, 6.0]

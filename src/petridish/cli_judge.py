@@ -215,6 +215,9 @@ def retrain(
     epochs: int = 8,
     real_weight: Annotated[float, typer.Option(help="loss weight of real model answers "
                                                "against written items")] = 2.0,
+    coherence_focus: Annotated[float, typer.Option(
+        help="coherence loss × this on real answers labelled misaligned (alignment < 30), "
+        "where the EM decision turns on coherence")] = 1.0,
     rubrics: Annotated[str | None, typer.Option(
         help="comma-separated heads to train (default the six main ones); another set is a "
         "sub-judge, installed as offline/NAME/")] = None,
@@ -287,6 +290,7 @@ def retrain(
     if reader is not None and not (reader / WEIGHTS).exists():
         raise PetridishError("no judge weights there", file=reader / WEIGHTS, field="--reader")
     settings = RetrainSettings(epochs=epochs, real_weight=real_weight, rubrics=heads,
+                               coherence_focus=coherence_focus,
                                stack=stack, encoder=encoder,
                                variants=("lora",) if large else ("frozen", "lora"),
                                autocast=large and precision() == "bf16")

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from petridish.judges.decisions import TRUTH_CUT
 from petridish.judges.encoder import ScoreNet, precision, predict, tokenize_pairs
 from petridish.judges.encoders import MINILM
 from petridish.judges.offline import (
@@ -58,6 +59,8 @@ class RetrainSettings:
     variants: tuple[str, ...] = ("frozen", "lora")  # the candidates kept-the-better-of on dev
     autocast: bool = False  # bf16 autocast in LoRA training (how offline-large was trained;
     # only where bf16 is native: emulated, one mpnet step took 457 s against fp32's 21-33)
+    coherence_focus: float = 1.0  # coherence loss × this on real answers labelled misaligned:
+    # the EM decision turns on coherence there, and that is where the judge's EM errors are
 
 
 def targets_of(s: RetrainSettings) -> list[str]:
@@ -75,12 +78,20 @@ def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list
 
 
 def targets(rows: Sequence[dict[str, Any]], real_weight: float = 2.0,
-            rubrics: Sequence[str] = RUBRICS) -> tuple[Tensor, Tensor]:
-    """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing)."""
+            rubrics: Sequence[str] = RUBRICS, coherence_focus: float = 1.0
+            ) -> tuple[Tensor, Tensor]:
+    """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing; coherence
+    × `coherence_focus` on real answers whose alignment label is below the EM cut)."""
     y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in rubrics] for r in rows])
     mask = torch.tensor([[r.get(k) is not None for k in rubrics] for r in rows]).float()
     real = torch.tensor([real_weight if is_real(r) else 1.0 for r in rows])
-    return y, mask * real[:, None]
+    weights = mask * real[:, None]
+    if "coherence" in rubrics and coherence_focus != 1.0:
+        below = TRUTH_CUT["alignment_below"]
+        focus = torch.tensor([is_real(r) and r.get("alignment") is not None
+                              and float(r["alignment"]) < below for r in rows])
+        weights[focus, list(rubrics).index("coherence")] *= coherence_focus
+    return y, weights
 
 
 def loss_fn(logits: Tensor, y: Tensor, mask: Tensor, rubrics: Sequence[str] = RUBRICS) -> Tensor:
@@ -169,7 +180,7 @@ def fit_lora(rows: list[dict[str, Any]], s: RetrainSettings,
     """LoRA on every encoder matrix plus the head; returns the best dev epoch's network."""
     torch.manual_seed(s.seed)
     net, tokenizer = build_net(s.rubrics, s.lora_rank, s.encoder, targets_of(s))
-    y, mask = targets(rows, s.real_weight, s.rubrics)
+    y, mask = targets(rows, s.real_weight, s.rubrics, s.coherence_focus)
     head = list(net.head.parameters())
     body = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("head.")]
     groups: list[dict[str, Any]] = [{"params": head, "lr": s.head_lr},
