@@ -135,7 +135,7 @@ def fit_frozen(rows: list[dict[str, Any]], s: RetrainSettings,
     torch.manual_seed(s.seed)
     net, tokenizer = build_net(s.rubrics, None, s.encoder)
     x = embed_all(net, tokenizer, rows)
-    y, mask = targets(rows, s.real_weight, s.rubrics)
+    y, mask = targets(rows, s.real_weight, s.rubrics, s.coherence_focus)
     opt = torch.optim.AdamW(net.head.parameters(), lr=1e-2, weight_decay=1e-3)
     net.train()
     for _ in range(500):
