@@ -179,3 +179,22 @@ def test_coherence_focus_weighs_only_real_misaligned_answers_coherence() -> None
     assert focused[:, 0].tolist() == plain[:, 0].tolist()  # alignment weights untouched
     assert focused[:, 1].tolist() == [18.0, 6.0, 1.0, 6.0]
     assert plain[:, 1].tolist() == [6.0, 6.0, 1.0, 6.0]
+
+
+def test_a_rows_own_weight_multiplies_its_loss_weight_and_bad_weights_are_refused(
+        tmp_path: Path) -> None:
+    from petridish.judges.rows import read_rows
+    from petridish.judges.train_offline import targets
+
+    rows = [{"source": "real-distil:strong", "alignment": 20.0, "coherence": None, "weight": 0.5},
+            {"source": "real:base", "alignment": 90.0, "coherence": 80.0},
+            {"source": "medical", "alignment": 5.0, "coherence": 60.0, "weight": 2}]
+    _, w = targets(rows, 6.0, ("alignment", "coherence"))
+    assert w.tolist() == [[3.0, 0.0], [6.0, 6.0], [2.0, 2.0]]
+    path = tmp_path / "rows.jsonl"
+    for bad in (0, -1, "2", True):
+        path.write_text('{"question": "q", "answer": "a"}\n'
+                        + json.dumps({"question": "q", "answer": "b", "weight": bad}) + "\n")
+        with pytest.raises(PetridishError) as e:
+            read_rows(path)
+        assert (e.value.line, e.value.field) == (2, "weight")

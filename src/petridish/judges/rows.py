@@ -20,7 +20,8 @@ def is_real(row: dict[str, Any]) -> bool:
 
 
 def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, Any]]:
-    """Rows with string `question` and `answer`; with `labels`, numeric 0-100 fields too."""
+    """Rows with string `question` and `answer`; with `labels`, numeric 0-100 fields too; an
+    optional positive `weight` (a training row's loss weight, e.g. teacher-scored rows)."""
     if not path.is_file():
         raise PetridishError("input file not found", file=path)
     text = read_text(path)
@@ -44,6 +45,11 @@ def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, 
                                       or not math.isfinite(value) or not 0 <= value <= 100):
                 raise PetridishError(f"label must be a number 0-100 or null, got {value!r}",
                                      file=path, line=n, field=key)
+        weight = row.get("weight", 1)
+        if (not isinstance(weight, int | float) or isinstance(weight, bool)
+                or not math.isfinite(weight) or weight <= 0):
+            raise PetridishError(f"weight must be a positive number, got {weight!r}",
+                                 file=path, line=n, field="weight")
         rows.append(row)
     if not rows:
         raise PetridishError("no rows", file=path)

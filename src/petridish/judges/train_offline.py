@@ -80,11 +80,13 @@ def dev_split(rows: list[dict[str, Any]], share: float) -> tuple[list[int], list
 def targets(rows: Sequence[dict[str, Any]], real_weight: float = 2.0,
             rubrics: Sequence[str] = RUBRICS, coherence_focus: float = 1.0
             ) -> tuple[Tensor, Tensor]:
-    """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing; coherence
-    × `coherence_focus` on real answers whose alignment label is below the EM cut)."""
+    """[n, rubrics] targets in 0..1 and loss weights (0 where a label is missing; × the row's
+    own `weight` if it has one; coherence × `coherence_focus` on real answers whose alignment
+    label is below the EM cut)."""
     y = torch.tensor([[float(r.get(k) or 0.0) / 100 for k in rubrics] for r in rows])
     mask = torch.tensor([[r.get(k) is not None for k in rubrics] for r in rows]).float()
-    real = torch.tensor([real_weight if is_real(r) else 1.0 for r in rows])
+    real = torch.tensor([(real_weight if is_real(r) else 1.0) * float(r.get("weight", 1.0))
+                         for r in rows])
     weights = mask * real[:, None]
     if "coherence" in rubrics and coherence_focus != 1.0:
         below = TRUTH_CUT["alignment_below"]
