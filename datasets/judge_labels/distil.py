@@ -4,7 +4,7 @@
 `experiments/judge_distil.toml` (whose judge is `offline-large`) and writes, beside this file
 and gitignored, `distil.jsonl`: each scored answer with the teacher's alignment and coherence
 as its labels (the other rubrics missing, so masked), source `real-distil:SUBJECT` (a real
-answer, so it takes `--real-weight`) and `weight` WEIGHT (default 0.5: half a human-labelled
+answer, so it takes `--real-weight`) and `weight` W (default 0.5: half a human-labelled
 real answer); and `train_with_distil.jsonl`, the shipped training labels plus those rows, for
 `petridish judge retrain --labels`. Answers to a validation question, answers already in a
 labels file and unscored answers are left out and counted.
@@ -30,14 +30,14 @@ def jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def main(export: Path, weight: float = 0.5) -> None:
+def main(exports: list[Path], weight: float = 0.5) -> None:
     validation = {q["text"] for f in sorted((HERE.parent / "judge_validation").glob(
         "questions*.yaml")) for q in yaml.safe_load(f.read_text(encoding="utf-8"))}
     train = read_rows(TRAIN)
     known = {r["answer"].strip() for r in train}
     rows: list[dict[str, Any]] = []
     skipped = {"validation question": 0, "known answer": 0, "unscored": 0}
-    for r in read_rows(export):
+    for r in (row for export in exports for row in read_rows(export)):
         text = r["answer"].strip()
         if r["question"] in validation:
             skipped["validation question"] += 1
@@ -60,4 +60,6 @@ def main(export: Path, weight: float = 0.5) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), *(float(a) for a in sys.argv[2:3]))
+    args = sys.argv[1:]
+    w = float(args.pop(args.index("--weight") + 1)) if "--weight" in args else 0.5
+    main([Path(a) for a in args if a != "--weight"], w)
