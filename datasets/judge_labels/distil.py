@@ -1,7 +1,7 @@
 """Teacher-scored rows for distilling `offline-large` into the MiniLM judge.
 
-`python datasets/judge_labels/distil.py EXPORT.jsonl [WEIGHT]` reads `petridish export` of
-`experiments/judge_distil.toml` (whose judge is `offline-large`) and writes, beside this file
+`python datasets/judge_labels/distil.py [--weight W] EXPORT.jsonl ...` reads `petridish export`
+of `experiments/judge_distil.toml` (whose judge is `offline-large`) and writes, beside this file
 and gitignored, `distil.jsonl`: each scored answer with the teacher's alignment and coherence
 as its labels (the other rubrics missing, so masked), source `real-distil:SUBJECT` (a real
 answer, so it takes `--real-weight`) and `weight` W (default 0.5: half a human-labelled
@@ -12,22 +12,16 @@ labels file and unscored answers are left out and counted.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from petridish.judges.rows import read_rows
-from petridish.paths import atomic_write
+from petridish.judges.rows import read_rows, write_rows
 
 HERE = Path(__file__).parent
 TRAIN = HERE.parents[1] / "src/petridish/data/builtin/judge_labels/train.jsonl"
-
-
-def jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
 def main(exports: list[Path], weight: float = 0.5) -> None:
@@ -52,8 +46,8 @@ def main(exports: list[Path], weight: float = 0.5) -> None:
                          "answer": r["answer"], "alignment": round(r["alignment"], 2),
                          "coherence": round(r["coherence"], 2), "source": f"real-distil:{cond}",
                          "kind": "", "weight": weight})
-    atomic_write(HERE / "distil.jsonl", jsonl(rows))
-    atomic_write(HERE / "train_with_distil.jsonl", jsonl(train + rows))
+    write_rows(HERE / "distil.jsonl", rows)
+    write_rows(HERE / "train_with_distil.jsonl", train + rows)
     low = sum(r["alignment"] < 30 for r in rows)
     print(f"{len(rows)} teacher-scored rows ({low} with alignment < 30), weight {weight}; "
           f"left out: {skipped}")

@@ -19,6 +19,11 @@ def is_real(row: dict[str, Any]) -> bool:
     return str(row.get("source", "")).startswith("real")
 
 
+def is_number(value: Any) -> bool:
+    """A finite JSON number (not a bool, which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows with string `question` and `answer`; with `labels`, numeric 0-100 fields too; an
     optional positive `weight` (a training row's loss weight, e.g. teacher-scored rows)."""
@@ -41,13 +46,11 @@ def read_rows(path: Path, *, labels: list[str] | None = None) -> list[dict[str, 
                 raise PetridishError(f"row has no string {key!r}", file=path, line=n, field=key)
         for key in labels or []:
             value = row.get(key)
-            if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)
-                                      or not math.isfinite(value) or not 0 <= value <= 100):
+            if value is not None and not (is_number(value) and 0 <= value <= 100):
                 raise PetridishError(f"label must be a number 0-100 or null, got {value!r}",
                                      file=path, line=n, field=key)
         weight = row.get("weight", 1)
-        if (not isinstance(weight, int | float) or isinstance(weight, bool)
-                or not math.isfinite(weight) or weight <= 0):
+        if not (is_number(weight) and weight > 0):
             raise PetridishError(f"weight must be a positive number, got {weight!r}",
                                  file=path, line=n, field="weight")
         rows.append(row)
