@@ -101,7 +101,7 @@ def cache_split(split: str, nets: dict[str, ScoreNet], tok: Any, out: Path) -> N
         feats[f"{name}_emb"] = emb.numpy()
         feats[f"{name}_sent"] = np.array([stats(s) for s in sent.out])
     tmp = out.with_suffix(".tmp.npz")
-    np.savez(tmp, **feats)
+    np.savez(tmp, allow_pickle=False, **feats)
     tmp.replace(out)
     print(split, {k: v.shape for k, v in feats.items()}, flush=True)
 

@@ -34,7 +34,8 @@ def cached_scores(spec: str, data: dict[str, list[dict[str, Any]]],
                   cache: Path) -> dict[str, Scores]:
     path = cache / f"ensemble_{spec}.json"
     if path.exists():
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        got: dict[str, Scores] = json.loads(path.read_text())
+        return got
     judge = make_judge(spec)
     got = {s: variants.scores_of(judge, rows) for s, rows in data.items()}
     cache.mkdir(parents=True, exist_ok=True)
